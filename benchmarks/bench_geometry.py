@@ -1,0 +1,69 @@
+"""Sampling health of the default model on simulated trials of several sizes and seeds.
+
+Prints, per trial size and seed, the worst R-hat, the smallest bulk/tail ESS, the number of
+divergences and the wall time, for the default model and for a baseline parameterisation
+(centred patient effects on the slowing scale) fitted to the same data in the same run.
+
+    python benchmarks/bench_geometry.py --sizes 20 200 2000 --seeds 1 2 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+import pandas as pd
+
+from slopeshift import SlopeShiftModel, simulate_trial
+
+VARIANTS = {"default": {}, "baseline (centred u)": {"patient_effect": "centred"}}
+
+
+def run(sizes, seeds, variants, draws, tune, out):
+    rows = []
+    for n in sizes:
+        for seed in seeds:
+            data, _ = simulate_trial(n, n_untreated=max(1, n // 20), random_seed=seed)
+            for name in variants:
+                model = SlopeShiftModel(data, **VARIANTS[name])
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = model.fit(draws=draws, tune=tune, chains=4, random_seed=seed,
+                                    progressbar=False, check=False)
+                a = fit.diagnostics().attrs
+                row = {"patients": n, "seed": seed, "variant": name,
+                       "max_r_hat": round(a["max_r_hat"], 4),
+                       "min_ess_bulk": round(a["min_ess_bulk"]),
+                       "min_ess_tail": round(a["min_ess_tail"]),
+                       "divergences": a["divergences"],
+                       "healthy": a["ok"],
+                       "seconds": round(time.perf_counter() - t0, 1)}
+                rows.append(row)
+                print(pd.DataFrame([row]).to_string(index=False, header=len(rows) == 1),
+                      flush=True)
+    table = pd.DataFrame(rows)
+    if out:
+        table.to_csv(out, index=False)
+    print("\nsummary (healthy = R-hat <= 1.01, bulk and tail ESS >= 400, no divergence):")
+    print(table.groupby(["patients", "variant"])["healthy"].agg(["sum", "count"]).to_string())
+    return table
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20, 200, 2000])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--out", default=None, help="write the table to this CSV")
+    args = ap.parse_args(argv)
+    run(args.sizes, args.seeds, args.variants, args.draws, args.tune, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

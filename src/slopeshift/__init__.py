@@ -1,0 +1,21 @@
+"""slopeshift: Bayesian analysis of slowing of disease progression across treatment cycles."""
+
+from slopeshift.data import TrialData
+from slopeshift.errors import ConvergenceWarning, DataValidationError, DataWarning
+from slopeshift.fit import FitResult
+from slopeshift.model import SlopeShiftModel
+from slopeshift.priors import Prior, default_priors
+from slopeshift.simulate import example_trial, simulate_trial
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataValidationError",
+    "DataWarning",
+    "FitResult",
+    "Prior",
+    "SlopeShiftModel",
+    "TrialData",
+    "default_priors",
+    "example_trial",
+    "simulate_trial",
+]

@@ -1,0 +1,189 @@
+"""Design of the piecewise-linear ("broken stick") mean, as plain NumPy in an xarray Dataset.
+
+For patient i with injections at tau_i1 < ... < tau_iK (months since the first injection, so
+tau_i1 = 0), the mean score at month t is::
+
+    mu_i(t) = alpha_i + beta_i0 * x_pre(t) + sum_k beta_ik * x_k(t) [+ sum_k J_ik * jump_k(t)]
+    x_pre(t) = min(t - tau_i1, 0)            run-in exposure (months, <= 0)
+    x_k(t)   = clip(t - tau_ik, 0, L_ik)     months spent in cycle k by month t
+    jump_k(t) = 1[t >= tau_ik]
+
+L_ik is the cycle length: months from injection k to injection k+1, and for the last cycle to
+the patient's last visit (0 when no visit follows the last injection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from slopeshift.data import TrialData
+
+__all__ = ["INTERVALS", "build_design"]
+
+#: Interval covariates: how g_ik, the months an injection must carry the patient, is defined.
+INTERVALS = ("cycle_length", "since_previous")
+
+
+def build_design(
+    data: TrialData,
+    *,
+    interval: str = "cycle_length",
+    covariates: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Build the design of the piecewise-linear model.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+    interval : str, default "cycle_length"
+        The injection-interval covariate g_ik (months): ``"cycle_length"`` (L_ik, months from
+        injection k to the next injection, or to the last visit for the last cycle),
+        ``"since_previous"`` (months since the previous injection; cycle 1 has none and gets
+        NaN, which the model treats as the reference interval), or the name of a numeric column
+        of the injections table (a per-cycle covariate such as dose).
+    covariates : sequence of str, optional
+        Per-patient covariates (columns of ``data.patients``) to include, raw (not centred).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``visit``, ``patient``, ``cycle`` (1..K) and ``covariate``. Variables:
+
+        - ``patient_index`` (visit): position of the visit's patient.
+        - ``month`` (visit): months since the patient's first injection.
+        - ``y`` (visit): the outcome.
+        - ``x_pre`` (visit): run-in exposure min(t - tau_1, 0), months (<= 0).
+        - ``x_cycle`` (visit, cycle): months spent in cycle k by the visit, clip(t - tau_k, 0, L_k).
+        - ``x_jump`` (visit, cycle): 1 from injection k on, else 0.
+        - ``treated`` (patient), ``n_cycles`` (patient).
+        - ``has_cycle`` (patient, cycle): the patient received injection k.
+        - ``injection_month`` (patient, cycle): tau_ik (NaN where no injection).
+        - ``cycle_length`` (patient, cycle): L_ik in months (0 where no injection).
+        - ``observed`` (patient, cycle): at least one visit after injection k and no later than
+          injection k+1 (cells without one stay out of responder counts).
+        - ``interval`` (patient, cycle): the covariate g_ik (NaN where undefined).
+        - ``runin_slope`` (patient): least-squares slope of the run-in visits (points/month;
+          NaN with fewer than 2 run-in visits), used as an initial value and for warnings.
+        - ``runin_intercept`` (patient): its value at month 0.
+        - ``covariate_values`` (patient, covariate).
+    """
+    ids = data.patient_ids
+    pos = {p: i for i, p in enumerate(ids)}
+    n_p = len(ids)
+    K = data.n_cycles
+    vis = data.visits
+    inj = data.injections
+
+    p_idx = vis["patient"].map(pos).to_numpy(dtype=np.int64)
+    t = vis["month"].to_numpy(dtype=float)
+    y = vis["value"].to_numpy(dtype=float)
+    n_v = len(vis)
+
+    tau = np.full((n_p, K), np.nan)
+    for pid, k, m in zip(inj["patient"], inj["cycle"], inj["month"], strict=True):
+        tau[pos[pid], int(k) - 1] = m
+    has = ~np.isnan(tau)
+    n_cyc = has.sum(axis=1)
+
+    last_visit = np.full(n_p, -np.inf)
+    np.maximum.at(last_visit, p_idx, t)
+
+    # cycle lengths: to the next injection, the last cycle to the last visit (never negative)
+    L = np.zeros((n_p, K))
+    for i in range(n_p):
+        for k in range(n_cyc[i]):
+            end = tau[i, k + 1] if k + 1 < n_cyc[i] else max(last_visit[i], tau[i, k])
+            L[i, k] = end - tau[i, k]
+
+    x_pre = np.minimum(t, 0.0)  # tau_i1 = 0 by construction; untreated patients: t <= 0
+    tau_v = tau[p_idx]  # (visit, cycle)
+    L_v = L[p_idx]
+    with np.errstate(invalid="ignore"):
+        x_cycle = np.where(has[p_idx], np.clip(t[:, None] - np.nan_to_num(tau_v), 0.0, L_v), 0.0)
+        x_jump = np.where(has[p_idx], (t[:, None] >= np.nan_to_num(tau_v)).astype(float), 0.0)
+
+    nxt = np.full((n_p, K), np.inf)
+    nxt[:, :-1] = np.where(np.isnan(tau[:, 1:]), np.inf, tau[:, 1:])
+    start = np.where(has, tau, np.inf)
+    in_cycle = (t[:, None] > start[p_idx]) & (t[:, None] <= nxt[p_idx])
+    observed = np.zeros((n_p, K), dtype=bool)
+    np.logical_or.at(observed, p_idx, in_cycle)
+
+    g = _interval_covariate(data, interval, tau, L, has, pos)
+
+    slope = np.full(n_p, np.nan)
+    intercept = np.full(n_p, np.nan)
+    for i in range(n_p):
+        sel = (p_idx == i) & (t <= 0)
+        if sel.sum() >= 2 and np.ptp(t[sel]) > 0:
+            b, a = np.polyfit(t[sel], y[sel], 1)
+            slope[i], intercept[i] = b, a
+        elif sel.any():
+            intercept[i] = y[sel][np.argmax(t[sel])]
+
+    covs = list(covariates or [])
+    unknown = [c for c in covs if c not in data.covariates]
+    if unknown:
+        raise ValueError(
+            f"unknown covariate(s) {unknown}; the patients table provides {data.covariates}."
+        )
+    cov_vals = (
+        data.patients[covs].to_numpy(dtype=float) if covs else np.zeros((n_p, 0), dtype=float)
+    )
+
+    cycles = np.arange(1, K + 1)
+    return xr.Dataset(
+        {
+            "patient_index": ("visit", p_idx),
+            "month": ("visit", t),
+            "y": ("visit", y),
+            "x_pre": ("visit", x_pre),
+            "x_cycle": (("visit", "cycle"), x_cycle),
+            "x_jump": (("visit", "cycle"), x_jump),
+            "treated": ("patient", n_cyc > 0),
+            "n_cycles": ("patient", n_cyc),
+            "has_cycle": (("patient", "cycle"), has),
+            "injection_month": (("patient", "cycle"), tau),
+            "cycle_length": (("patient", "cycle"), L),
+            "observed": (("patient", "cycle"), observed),
+            "interval": (("patient", "cycle"), g),
+            "runin_slope": ("patient", slope),
+            "runin_intercept": ("patient", intercept),
+            "covariate_values": (("patient", "covariate"), cov_vals),
+        },
+        coords={
+            "visit": np.arange(n_v),
+            "patient": np.asarray(ids, dtype=str),
+            "cycle": cycles,
+            "covariate": np.asarray(covs, dtype=str),
+        },
+        attrs={"interval": interval, "outcome": data.outcome},
+    )
+
+
+def _interval_covariate(data, interval, tau, L, has, pos) -> np.ndarray:
+    if interval == "cycle_length":
+        return np.where(has, L, np.nan)
+    if interval == "since_previous":
+        g = np.full_like(tau, np.nan)
+        g[:, 1:] = tau[:, 1:] - tau[:, :-1]
+        return np.where(has, g, np.nan)
+    inj = data.injections
+    if interval not in inj.columns:
+        raise ValueError(
+            f"interval must be one of {INTERVALS} or a column of the injections table; "
+            f"{interval!r} is neither (columns: {list(inj.columns)})."
+        )
+    vals = np.asarray(inj[interval], dtype=float)
+    if not np.all(np.isfinite(vals)):
+        bad = inj.loc[~np.isfinite(vals), ["patient", "cycle"]]
+        cells = ", ".join(f"{p} cycle {k}" for p, k in bad.itertuples(index=False))
+        raise ValueError(f"injections column {interval!r} is missing or not finite for {cells}.")
+    g = np.full_like(tau, np.nan)
+    for pid, k, v in zip(inj["patient"], inj["cycle"], vals, strict=True):
+        g[pos[pid], int(k) - 1] = v
+    return g

@@ -1,0 +1,37 @@
+"""Error and warning classes raised by slopeshift."""
+
+from __future__ import annotations
+
+__all__ = ["ConvergenceWarning", "DataValidationError", "DataWarning", "SlopeShiftWarning"]
+
+
+class DataValidationError(ValueError):
+    """Input data that cannot be analysed.
+
+    Every problem found is collected before raising, so one error lists all of them.
+
+    Parameters
+    ----------
+    problems : list of str
+        One human-readable line per problem; each names the column, patient or row at fault.
+    """
+
+    def __init__(self, problems: list[str] | str):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = "1 problem" if n == 1 else f"{n} problems"
+        super().__init__(f"{head} in the input data:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class SlopeShiftWarning(UserWarning):
+    """Base class of slopeshift's warnings."""
+
+
+class DataWarning(SlopeShiftWarning):
+    """Data that can be analysed but deserve attention (few run-in visits, dropped rows, ...)."""
+
+
+class ConvergenceWarning(SlopeShiftWarning):
+    """The sampler's diagnostics are out of bounds: the posterior may not be trustworthy."""

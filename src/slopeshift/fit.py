@@ -1,0 +1,411 @@
+"""Sampling, convergence diagnostics, and saving/loading fits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import arviz_stats
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from slopeshift.data import TrialData
+from slopeshift.errors import ConvergenceWarning
+
+if TYPE_CHECKING:
+    from slopeshift.model import SlopeShiftModel
+
+__all__ = ["FitResult"]
+
+RHAT_MAX = 1.01
+ESS_MIN = 400
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+# Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
+_UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
+
+
+def _config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sample_model(
+    model: SlopeShiftModel,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | None,
+    sampler: str,
+    cores: int | None,
+    target_accept: float | None,
+    progressbar: bool,
+    check: bool,
+) -> FitResult:
+    """Sample ``model`` and wrap the result; see :meth:`SlopeShiftModel.fit`."""
+    import pymc as pm
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, not {sampler!r}.")
+    if random_seed is None:
+        random_seed = int(np.random.SeedSequence().entropy % (2**31))
+    seed = int(random_seed)
+    pm_model = model.pymc_model
+    init = model.initial_values()
+    t0 = time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+        from pymc.backends.arviz import patch_nutpie_idata
+
+        compiled = model._compiled.get("nutpie")
+        if compiled is None:
+            jitter = {rv for rv in pm_model.free_RVs if rv.name not in _UNJITTERED}
+            compiled = nutpie.compile_pymc_model(
+                pm_model, initial_points=init, jitter_rvs=jitter
+            )
+            model._compiled["nutpie"] = compiled
+        kwargs = {} if target_accept is None else {"target_accept": target_accept}
+        t1 = time.perf_counter()
+        idata = nutpie.sample(
+            compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains, seed=seed,
+            save_warmup=False, progress_bar=progressbar,
+            **kwargs,
+        )
+        patch_nutpie_idata(idata, pm_model, sampling_time=time.perf_counter() - t1)
+    elif sampler == "pymc":
+        # per-chain starts near the run-in fit, never jittered across zero slope
+        rng = np.random.default_rng(seed)
+        initvals = [
+            init | {"alpha": init["alpha"] + rng.normal(0.0, 0.5, init["alpha"].shape),
+                    "beta_pre": init["beta_pre"] * rng.uniform(0.8, 1.2, init["beta_pre"].shape)}
+            for _ in range(chains)
+        ]
+        idata = pm.sample(
+            draws=draws, tune=tune, chains=chains, cores=cores or chains, random_seed=seed,
+            initvals=initvals, init="adapt_diag", model=pm_model,
+            progressbar=progressbar, nuts_sampler="pymc", compute_convergence_checks=False,
+            **({} if target_accept is None else {"target_accept": target_accept}),
+        )
+    else:
+        try:
+            import jax  # noqa: F401
+            import numpyro  # noqa: F401
+        except ImportError as err:
+            raise ImportError(
+                "sampler='numpyro' needs JAX and NumPyro: pip install 'slopeshift[jax]'."
+            ) from err
+        idata = pm.sample(
+            draws=draws, tune=tune, chains=chains, random_seed=seed, initvals=init,
+            model=pm_model, progressbar=progressbar, nuts_sampler="numpyro",
+            compute_convergence_checks=False,
+            **({} if target_accept is None else {"target_accept": target_accept}),
+        )
+    idata = pm.compute_log_likelihood(
+        idata, model=pm_model, extend_inferencedata=True, progressbar=False
+    )
+    elapsed = time.perf_counter() - t0
+    fit_info = {
+        "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
+        "random_seed": seed, "target_accept": target_accept,
+        "wall_seconds": round(elapsed, 2),
+        "free_variables": [rv.name for rv in pm_model.free_RVs],
+    }
+    result = FitResult(idata=idata, data=model.data, config=model.to_config(), fit_info=fit_info,
+                       design=model.design)
+    if check:
+        result.check()
+    return result
+
+
+class FitResult:
+    """A fitted model: the posterior (an ``xarray.DataTree``), the data and the configuration.
+
+    Tables (each a tidy ``pandas.DataFrame``, each taking ``threshold=``):
+    :meth:`slowing` (patient x cycle), :meth:`patients`, :meth:`cycles`, :meth:`population`,
+    :meth:`responders` and :meth:`interval_effect`. They are pure functions of the stored
+    posterior, so a saved and reloaded fit gives identical tables.
+
+    Attributes
+    ----------
+    idata : xarray.DataTree
+        Groups ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` and
+        ``design`` (the model's design, see :func:`slopeshift.design.build_design`).
+    data : TrialData
+    config : dict
+        Model options and priors.
+    fit_info : dict
+        Sampler, draws, tune, chains, random seed, wall time (seconds).
+    """
+
+    def __init__(self, idata: xr.DataTree, data: TrialData, config: dict, fit_info: dict,
+                 design: xr.Dataset | None = None):
+        self.idata = idata
+        self.data = data
+        self.config = config
+        self.fit_info = fit_info
+        if design is not None:
+            self.idata["design"] = xr.DataTree(design)
+
+    # ------------------------------------------------------------------ diagnostics
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior draws as a Dataset (dims chain, draw, patient, cycle)."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def design(self) -> xr.Dataset:
+        """The design the model was fitted with."""
+        return self.idata["design"].to_dataset()
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Convergence diagnostics of every sampled parameter.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per parameter: ``r_hat`` (largest over its elements), ``ess_bulk`` and
+            ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds ``divergences`` (count),
+            ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01, ESS >= 400, no
+            divergence).
+        """
+        post = self.posterior
+        names = [v for v in self.fit_info["free_variables"] if v in post]
+        rhat = arviz_stats.rhat(post[names])
+        bulk = arviz_stats.ess(post[names], method="bulk")
+        tail = arviz_stats.ess(post[names], method="tail")
+        rows = []
+        for v in names:
+            rows.append({
+                "parameter": v,
+                "r_hat": float(rhat[v].max()),
+                "ess_bulk": float(bulk[v].min()),
+                "ess_tail": float(tail[v].min()),
+            })
+        table = pd.DataFrame(rows).set_index("parameter")
+        table["ok"] = (table["r_hat"] <= RHAT_MAX) & (table["ess_bulk"] >= ESS_MIN) & (
+            table["ess_tail"] >= ESS_MIN
+        )
+        div = self.idata["sample_stats"]["diverging"]
+        n_div = int(div.values.sum())
+        table.attrs = {
+            "divergences": n_div,
+            "draws": int(div.size),
+            "ok": bool(table["ok"].all() and n_div == 0),
+            "max_r_hat": float(table["r_hat"].max()),
+            "min_ess_bulk": float(table["ess_bulk"].min()),
+            "min_ess_tail": float(table["ess_tail"].min()),
+        }
+        return table
+
+    def check(self) -> list[str]:
+        """Warn in plain words about out-of-bounds diagnostics and unstable ratios.
+
+        Returns
+        -------
+        list of str
+            The messages warned (empty when everything is in bounds).
+        """
+        diag = self.diagnostics()
+        msgs = []
+        a = diag.attrs
+        if a["divergences"]:
+            msgs.append(
+                f"{a['divergences']} of {a['draws']} draws diverged: the sampler could not "
+                "explore part of the posterior, so probabilities may be biased. Refit with "
+                "target_accept=0.95; if divergences remain, report them."
+            )
+        bad_r = diag.index[diag["r_hat"] > RHAT_MAX].tolist()
+        if bad_r:
+            msgs.append(
+                f"R-hat above {RHAT_MAX} for {bad_r} (max {a['max_r_hat']:.3f}): chains disagree;"
+                " run more tuning and draws before citing any number."
+            )
+        bad_e = diag.index[(diag["ess_bulk"] < ESS_MIN) | (diag["ess_tail"] < ESS_MIN)].tolist()
+        if bad_e:
+            msgs.append(
+                f"effective sample size below {ESS_MIN} for {bad_e} (min bulk "
+                f"{a['min_ess_bulk']:.0f}, tail {a['min_ess_tail']:.0f}): intervals and "
+                "probabilities are imprecise; run more draws."
+            )
+        near = self.near_zero_slopes()
+        if near:
+            msgs.append(
+                f"patient(s) {', '.join(near)} have a pre-treatment slope that may be near zero "
+                "(P(|slope| < the near-zero margin) > 10%): their ratio slowing is unstable; "
+                "consider parameterization='additive'."
+            )
+        for m in msgs:
+            warnings.warn(m, ConvergenceWarning, stacklevel=3)
+        return msgs
+
+    def near_zero_slopes(self, margin: float | None = None, prob: float = 0.1) -> list[str]:
+        """Treated patients whose pre-treatment slope is near zero with probability > ``prob``.
+
+        Parameters
+        ----------
+        margin : float, optional
+            Near-zero margin in outcome units/month; default 20% of the prior mean of
+            ``mu_beta`` (0.2 points/month for ALSFRS-R, 0.5 %/month for FVC).
+        prob : float, default 0.1
+
+        Returns
+        -------
+        list of str
+            Patient ids.
+        """
+        if margin is None:
+            margin = 0.2 * max(abs(self.config["priors"]["mu_beta"].get("mu", 1.0)), 0.1)
+        beta = self.posterior["beta_pre"]
+        p_near = (np.abs(beta) < margin).mean(("chain", "draw"))
+        treated = self.design["treated"].values
+        return [str(p) for p, v, t in zip(beta["patient"].values, p_near.values, treated,
+                                          strict=True) if t and v > prob]
+
+    # ------------------------------------------------------------------ tables
+    def slowing(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+        """Per patient and cycle slowing rho_ik; see :func:`slopeshift.summaries.slowing_table`."""
+        from slopeshift.summaries import slowing_table
+
+        return slowing_table(self.idata, threshold)
+
+    def patients(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+        """Per patient overall slowing; see :func:`slopeshift.summaries.patient_table`."""
+        from slopeshift.summaries import patient_table
+
+        return patient_table(self.idata, threshold)
+
+    def cycles(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+        """Per cycle population slowing and responders; see :func:`summaries.cycle_table`."""
+        from slopeshift.summaries import cycle_table
+
+        return cycle_table(self.idata, threshold)
+
+    def population(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+        """Population slowing; see :func:`slopeshift.summaries.population_table`."""
+        from slopeshift.summaries import population_table
+
+        return population_table(self.idata, threshold)
+
+    def responders(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+        """Distribution of the number of responders; see :func:`summaries.responder_table`."""
+        from slopeshift.summaries import responder_table
+
+        return responder_table(self.idata, threshold)
+
+    def interval_effect(
+        self, threshold: float | Sequence[float] = 0.25,
+        intervals: Sequence[float] = (3.0, 4.0, 5.0, 6.0),
+    ) -> pd.DataFrame:
+        """Interval effect theta and predicted slowing; see :func:`summaries.interval_table`."""
+        from slopeshift.summaries import interval_table
+
+        return interval_table(self.idata, threshold, intervals)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the fit, data and configuration to one netCDF file.
+
+        Parameters
+        ----------
+        path : str or Path
+            File to write (``.nc``).
+
+        Returns
+        -------
+        Path
+        """
+        path = Path(path)
+        dt = self.idata.copy()
+        for name, frame in (("visits", self.data.visits), ("injections", self.data.injections),
+                            ("patients", self.data.patients.reset_index()),
+                            ("dropped", self.data.dropped)):
+            dt[f"data_{name}"] = xr.DataTree(_frame_to_dataset(frame))
+        dt.attrs = dict(dt.attrs) | {
+            "slopeshift_version": version("slopeshift"),
+            "slopeshift_config": json.dumps(self.config, sort_keys=True),
+            "slopeshift_config_hash": _config_hash(self.config),
+            "slopeshift_fit_info": json.dumps(self.fit_info, sort_keys=True),
+            "slopeshift_outcome": self.data.outcome,
+            "slopeshift_time_kind": self.data.time_kind,
+            "slopeshift_covariates": json.dumps(self.data.covariates),
+            "slopeshift_notes": json.dumps(self.data.notes),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dt.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, model: SlopeShiftModel | None = None) -> FitResult:
+        """Read a fit written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+        model : SlopeShiftModel, optional
+            If given, the file must have been fitted with the same configuration and priors;
+            otherwise a ``ValueError`` says what differs.
+
+        Returns
+        -------
+        FitResult
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        with xr.open_datatree(path, engine="h5netcdf") as raw:
+            dt = raw.load().copy()
+        attrs = dict(dt.attrs)
+        if "slopeshift_config" not in attrs:
+            raise ValueError(f"{path} was not written by slopeshift's FitResult.save.")
+        config = json.loads(attrs["slopeshift_config"])
+        if _config_hash(config) != attrs["slopeshift_config_hash"]:
+            raise ValueError(f"{path}: the stored configuration does not match its hash; "
+                             "the file was altered or damaged.")
+        if model is not None and _config_hash(model.to_config()) != _config_hash(config):
+            diff = sorted(k for k in set(config) | set(model.to_config())
+                          if config.get(k) != model.to_config().get(k))
+            raise ValueError(f"{path} was fitted with a different model configuration "
+                             f"(differs in {diff}).")
+        frames = {}
+        for name in ("visits", "injections", "patients", "dropped"):
+            frames[name] = _dataset_to_frame(dt[f"data_{name}"].to_dataset())
+            del dt[f"data_{name}"]
+        patients = frames["patients"].set_index("patient")
+        patients["treated"] = patients["treated"].astype(bool)
+        data = TrialData(
+            visits=frames["visits"], injections=frames["injections"], patients=patients,
+            outcome=attrs["slopeshift_outcome"], time_kind=attrs["slopeshift_time_kind"],
+            dropped=frames["dropped"], covariates=json.loads(attrs["slopeshift_covariates"]),
+            notes=json.loads(attrs["slopeshift_notes"]),
+        )
+        fit_info = json.loads(attrs["slopeshift_fit_info"])
+        dt.attrs = {k: v for k, v in attrs.items() if not k.startswith("slopeshift_")}
+        return cls(idata=dt, data=data, config=config, fit_info=fit_info)
+
+    def __repr__(self) -> str:
+        f = self.fit_info
+        return (f"FitResult({self.data.outcome}, {len(self.data.patients)} patients; "
+                f"{f['sampler']}: {f['chains']} chains x {f['draws']} draws, seed "
+                f"{f['random_seed']})")
+
+
+def _frame_to_dataset(frame: pd.DataFrame) -> xr.Dataset:
+    ds = xr.Dataset(coords={"table_row": np.arange(len(frame))})
+    for c in frame.columns:
+        values = frame[c]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            values = values.astype(str).to_numpy(dtype=str)
+        ds[c] = ("table_row", np.asarray(values))
+    ds.attrs["columns"] = json.dumps(list(frame.columns))
+    return ds
+
+
+def _dataset_to_frame(ds: xr.Dataset) -> pd.DataFrame:
+    cols = json.loads(ds.attrs["columns"])
+    return pd.DataFrame({c: ds[c].values for c in cols})

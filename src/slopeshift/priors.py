@@ -1,0 +1,221 @@
+"""Prior configuration: defaults per outcome and parameterisation, merged with user priors.
+
+Priors are plain configuration: ``{name: Prior(dist, **params)}``. User priors replace defaults
+key by key (``defaults | user``); unknown keys are rejected with the list of valid names, and
+nothing passed in is mutated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pymc as pm
+
+__all__ = ["PRIOR_DISTS", "Prior", "default_priors", "resolve_priors"]
+
+#: Distributions a prior may use, with their parameter names.
+PRIOR_DISTS: dict[str, tuple[str, ...]] = {
+    "Normal": ("mu", "sigma"),
+    "HalfNormal": ("sigma",),
+    "HalfStudentT": ("nu", "sigma"),
+    "StudentT": ("nu", "mu", "sigma"),
+    "Exponential": ("lam",),
+    "Gamma": ("alpha", "beta"),
+}
+
+# What each key means, for documentation and error messages.
+PRIOR_DOCS: dict[str, str] = {
+    "mu_alpha": "population mean score at the first injection (outcome units)",
+    "sd_alpha": "SD of the score at the first injection between patients",
+    "mu_beta": "population mean pre-treatment slope (units/month; negative = decline)",
+    "sd_beta": "SD of pre-treatment slopes between patients (units/month)",
+    "rho_cycle": "population slowing in each cycle, rho_k (ratio; fraction of the pre-slope)",
+    "delta_cycle": "population change of slope in each cycle, delta_k (additive; units/month)",
+    "sd_patient": "SD of the patient's own responsiveness u_i",
+    "sd_patient_cycle": "SD of cycle-to-cycle variation e_ik within a patient",
+    "theta": "change of slowing per extra month of injection interval (per month)",
+    "gamma": "effect of one SD of a patient covariate on the slowing",
+    "sigma": "visit-to-visit noise SD (outcome units)",
+    "nu": "degrees of freedom of the Student-t likelihood",
+    "jump": "population mean acute jump at each injection (outcome units)",
+    "sd_jump": "SD of the acute jump between patients (outcome units)",
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution: a PyMC distribution name and its parameters.
+
+    Parameters
+    ----------
+    dist : str
+        One of :data:`PRIOR_DISTS` (``"Normal"``, ``"HalfNormal"``, ...).
+    **params : float
+        The distribution's parameters, e.g. ``Prior("Normal", mu=-1, sigma=1)``.
+    """
+
+    dist: str
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __init__(self, dist: str, **params: float):
+        if dist not in PRIOR_DISTS:
+            raise ValueError(f"unknown prior distribution {dist!r}; use one of {list(PRIOR_DISTS)}.")
+        allowed = PRIOR_DISTS[dist]
+        bad = [k for k in params if k not in allowed]
+        missing = [k for k in allowed if k not in params]
+        if bad or missing:
+            raise ValueError(
+                f"{dist} prior takes parameters {allowed}; got {sorted(params)}. "
+                f"Example: Prior({dist!r}, " + ", ".join(f"{k}=1.0" for k in allowed) + ")"
+            )
+        object.__setattr__(self, "dist", dist)
+        object.__setattr__(self, "params", {k: float(v) for k, v in params.items()})
+
+    def create(self, name: str, **kwargs) -> pm.Distribution:
+        """Create the PyMC random variable ``name`` inside the current model context."""
+        return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    def as_dist(self) -> pm.Distribution:
+        """The unnamed distribution (``pm.<dist>.dist(...)``), e.g. for a prior on a transform."""
+        return getattr(pm, self.dist).dist(**self.params)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form: ``{"dist": ..., **params}``."""
+        return {"dist": self.dist, **self.params}
+
+    @classmethod
+    def from_value(cls, value: Prior | Mapping) -> Prior:
+        """Accept a :class:`Prior` or a dict such as ``{"dist": "Normal", "mu": 0, "sigma": 1}``."""
+        if isinstance(value, Prior):
+            return value
+        if isinstance(value, Mapping) and "dist" in value:
+            params = {k: v for k, v in value.items() if k != "dist"}
+            return cls(value["dist"], **params)
+        raise TypeError(
+            f"a prior must be a Prior or a dict with a 'dist' key, e.g. "
+            f"{{'dist': 'Normal', 'mu': 0, 'sigma': 0.5}}; got {value!r}."
+        )
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.dist}({args})"
+
+
+# Slope scale per outcome (units/month): sets the additive defaults.
+_SCALES = {"alsfrs_r": 1.0, "fvc": 2.5}
+
+
+def default_priors(outcome: str, parameterization: str = "ratio",
+                   data_centre: float | None = None) -> dict[str, Prior]:
+    """Default priors (MODEL.md section 5) for an outcome.
+
+    Parameters
+    ----------
+    outcome : str
+        ``"alsfrs_r"`` (points, months) or ``"fvc"`` (% predicted, months). Other outcomes have
+        no defaults for their scale-dependent priors and must be given them.
+    parameterization : {"ratio", "additive"}
+        Which treatment-effect parameterisation the priors are for.
+    data_centre : float, optional
+        Centre of the observed scores: the mean of the ``mu_alpha`` prior.
+
+    Returns
+    -------
+    dict of str to Prior
+    """
+    centre = 0.0 if data_centre is None else float(data_centre)
+    if outcome == "fvc":
+        scale = {
+            "mu_alpha": Prior("Normal", mu=centre, sigma=20.0),
+            "sd_alpha": Prior("HalfNormal", sigma=20.0),
+            "mu_beta": Prior("Normal", mu=-2.5, sigma=2.0),
+            "sd_beta": Prior("HalfNormal", sigma=2.5),
+            "sigma": Prior("HalfNormal", sigma=8.0),
+            "jump": Prior("Normal", mu=0.0, sigma=5.0),
+            "sd_jump": Prior("HalfNormal", sigma=3.0),
+        }
+    elif outcome == "alsfrs_r":
+        scale = {
+            "mu_alpha": Prior("Normal", mu=centre, sigma=10.0),
+            "sd_alpha": Prior("HalfNormal", sigma=10.0),
+            "mu_beta": Prior("Normal", mu=-1.0, sigma=1.0),
+            "sd_beta": Prior("HalfNormal", sigma=1.0),
+            "sigma": Prior("HalfNormal", sigma=3.0),
+            "jump": Prior("Normal", mu=0.0, sigma=2.0),
+            "sd_jump": Prior("HalfNormal", sigma=1.0),
+        }
+    else:
+        scale = {}
+    common = {
+        "gamma": Prior("Normal", mu=0.0, sigma=0.2),
+        "nu": Prior("Gamma", alpha=2.0, beta=0.1),
+    }
+    if parameterization == "ratio":
+        effect = {
+            "rho_cycle": Prior("Normal", mu=0.0, sigma=0.5),
+            "sd_patient": Prior("HalfNormal", sigma=0.3),
+            "sd_patient_cycle": Prior("HalfNormal", sigma=0.2),
+            "theta": Prior("Normal", mu=0.0, sigma=0.1),
+        }
+    elif parameterization == "additive":
+        s = _SCALES.get(outcome)
+        effect = {} if s is None else {
+            "delta_cycle": Prior("Normal", mu=0.0, sigma=0.5 * s),
+            "sd_patient": Prior("HalfNormal", sigma=0.3 * s),
+            "sd_patient_cycle": Prior("HalfNormal", sigma=0.2 * s),
+            "theta": Prior("Normal", mu=0.0, sigma=0.1 * s),
+        }
+        common["gamma"] = Prior("Normal", mu=0.0, sigma=0.2 * (s or 1.0))
+    else:
+        raise ValueError(
+            f"parameterization must be 'ratio' or 'additive', not {parameterization!r}."
+        )
+    return scale | effect | common
+
+
+def required_keys(parameterization: str) -> list[str]:
+    """Prior keys every model of this parameterisation needs."""
+    effect = "rho_cycle" if parameterization == "ratio" else "delta_cycle"
+    return ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
+            "sd_patient_cycle", "theta", "gamma", "sigma", "nu", "jump", "sd_jump"]
+
+
+def resolve_priors(
+    outcome: str,
+    parameterization: str,
+    user: Mapping | None,
+    data_centre: float | None,
+) -> dict[str, Prior]:
+    """Merge user priors into the defaults, rejecting unknown keys and reporting missing ones.
+
+    Parameters
+    ----------
+    outcome, parameterization, data_centre
+        As for :func:`default_priors`.
+    user : mapping, optional
+        ``{name: Prior or dict}``; replaces defaults key by key.
+
+    Returns
+    -------
+    dict of str to Prior
+    """
+    valid = required_keys(parameterization)
+    user = dict(user or {})
+    unknown = sorted(k for k in user if k not in valid)
+    if unknown:
+        raise ValueError(
+            f"unknown prior name(s) {unknown} for the {parameterization} parameterisation; "
+            f"valid names: {valid}."
+        )
+    merged = default_priors(outcome, parameterization, data_centre) | {
+        k: Prior.from_value(v) for k, v in user.items()
+    }
+    missing = [k for k in valid if k not in merged]
+    if missing:
+        raise ValueError(
+            f"outcome {outcome!r} has no default priors for {missing}; pass them, e.g. "
+            f"priors={{'{missing[0]}': Prior('HalfNormal', sigma=1.0)}}. "
+            + "; ".join(f"{k}: {PRIOR_DOCS[k]}" for k in missing)
+        )
+    return merged

@@ -1,0 +1,348 @@
+"""Posterior summaries: pure functions of a fitted model's ``xarray.DataTree``.
+
+Every function takes the DataTree (groups ``posterior`` and ``design``) and returns a tidy
+``pandas.DataFrame``. Slowing rho is a fraction of the patient's own pre-treatment rate of decline
+(0.25 = 25% slower); probabilities are posterior probabilities, e.g. ``p_gt_0.25`` = P(rho > 0.25).
+
+Without a control arm, slowing is relative to each patient's own run-in: regression to the mean
+and natural deceleration of decline can both look like a treatment effect.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "CAVEAT",
+    "cycle_table",
+    "interval_effect_draws",
+    "interval_table",
+    "patient_slowing_draws",
+    "patient_table",
+    "population_table",
+    "responder_table",
+    "slowing_table",
+]
+
+CAVEAT = (
+    "Slowing is relative to each patient's own run-in (no control arm): regression to the mean "
+    "and natural deceleration of ALS progression can look like a treatment effect."
+)
+SAMPLE = ("chain", "draw")
+CI = (0.025, 0.975)
+
+
+def _thresholds(threshold: float | Sequence[float]) -> list[float]:
+    values = [threshold] if np.isscalar(threshold) else list(threshold)
+    if not values:
+        raise ValueError("give at least one threshold, e.g. threshold=0.25.")
+    out = []
+    for v in values:
+        if not np.isfinite(float(v)):
+            raise ValueError(f"thresholds must be finite numbers; got {v!r}.")
+        out.append(float(v))
+    return out
+
+
+def _pcol(c: float, op: str = "gt") -> str:
+    return f"p_{op}_{c:g}"
+
+
+def _stats(draws: xr.DataArray, thresholds: Sequence[float], zero: bool = False) -> pd.DataFrame:
+    """Mean, SD, 95% equal-tailed interval and P(> c) over the sample dims of ``draws``."""
+    dims = [d for d in SAMPLE if d in draws.dims]
+    with warnings.catch_warnings():  # cells without a cycle are all-NaN by design
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _stats_table(draws, dims, thresholds, zero)
+
+
+def _stats_table(draws, dims, thresholds, zero) -> pd.DataFrame:
+    cols = {
+        "mean": draws.mean(dims),
+        "sd": draws.std(dims),
+        "ci_2.5": draws.quantile(CI[0], dims).drop_vars("quantile"),
+        "ci_97.5": draws.quantile(CI[1], dims).drop_vars("quantile"),
+    }
+    valid = draws.notnull()
+    if zero:
+        cols[_pcol(0)] = (draws > 0).where(valid).mean(dims)
+    for c in thresholds:
+        cols[_pcol(c)] = (draws > c).where(valid).mean(dims)
+    ds = xr.Dataset(cols)
+    if ds["mean"].ndim == 0:
+        return pd.DataFrame([{k: float(v) for k, v in ds.items()}])
+    return ds.to_dataframe().reset_index()
+
+
+def _posterior(idata: xr.DataTree) -> xr.Dataset:
+    return idata["posterior"].to_dataset()
+
+
+def _design(idata: xr.DataTree) -> xr.Dataset:
+    return idata["design"].to_dataset()
+
+
+def patient_slowing_draws(idata: xr.DataTree) -> xr.DataArray:
+    """Draws of each patient's overall slowing rho_i (chain, draw, patient).
+
+    rho_i = 1 - (sum_k L_ik beta_ik / sum_k L_ik) / beta_i0: the cycle slowings weighted by the
+    months of each cycle, over the cycles with at least one visit. NaN for untreated patients and
+    for patients with no observed cycle.
+    """
+    rho = _posterior(idata)["rho"]
+    d = _design(idata)
+    w = (d["cycle_length"] * d["observed"]).astype(float)
+    total = w.sum("cycle")
+    wn = (w / total.where(total > 0)).fillna(0.0)
+    out = (rho.fillna(0.0) * wn).sum("cycle")
+    return out.where(total > 0)
+
+
+def slowing_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+    """Slowing rho_ik per patient and cycle.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A fit's DataTree (``FitResult.idata``).
+    threshold : float or sequence of float, default 0.25
+        Slowing thresholds c (fractions): columns ``p_gt_<c>`` hold P(rho_ik > c).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient x cycle received: ``patient``, ``cycle``, ``injection_month``
+        (months since the first injection), ``cycle_length`` (months), ``interval`` (the
+        interval covariate, months), ``observed`` (a visit during the cycle; unobserved cycles
+        stay out of responder counts), ``slope_mean`` (points/month in the cycle), ``mean``,
+        ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_ik and ``p_gt_<c>``.
+    """
+    th = _thresholds(threshold)
+    post = _posterior(idata)
+    d = _design(idata)
+    table = _stats(post["rho"], th)
+    keys = ["patient", "cycle"]
+    info = xr.Dataset({
+        "has_cycle": d["has_cycle"], "injection_month": d["injection_month"],
+        "cycle_length": d["cycle_length"], "interval": d["interval"],
+        "observed": d["observed"], "slope_mean": post["slope"].mean(SAMPLE),
+    }).to_dataframe().reset_index()
+    info = info[info["has_cycle"]].drop(columns="has_cycle")
+    out = info.merge(table, on=keys, how="left")
+    out.attrs["note"] = CAVEAT
+    return out.reset_index(drop=True)
+
+
+def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+    """Each patient's overall slowing and probability of being a responder.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+    threshold : float or sequence of float, default 0.25
+        A patient is a responder at threshold c when rho_i > c; ``p_gt_<c>`` is the posterior
+        probability of that.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient: ``patient``, ``status`` ("treated", "untreated" or "not
+        evaluable": treated but no visit after an injection), ``n_cycles``,
+        ``pre_slope_mean``, ``pre_slope_ci_2.5``, ``pre_slope_ci_97.5`` (points/month),
+        ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_i and ``p_gt_<c>``. Untreated and
+        not-evaluable patients have no slowing (NaN) and are never counted as responders or
+        non-responders.
+    """
+    th = _thresholds(threshold)
+    d = _design(idata)
+    post = _posterior(idata)
+    rho_i = patient_slowing_draws(idata)
+    table = _stats(rho_i, th)
+    beta = post["beta_pre"]
+    evaluable = (d["cycle_length"] * d["observed"]).sum("cycle") > 0
+    status = np.where(~d["treated"].values, "untreated",
+                      np.where(evaluable.values, "treated", "not evaluable"))
+    info = pd.DataFrame({
+        "patient": d["patient"].values,
+        "status": status,
+        "n_cycles": d["n_cycles"].values,
+        "pre_slope_mean": beta.mean(SAMPLE).values,
+        "pre_slope_ci_2.5": beta.quantile(CI[0], SAMPLE).values,
+        "pre_slope_ci_97.5": beta.quantile(CI[1], SAMPLE).values,
+    })
+    out = info.merge(table, on="patient", how="left")
+    out.attrs["note"] = CAVEAT
+    return out
+
+
+def _count_draws(exceed: xr.DataArray, evaluable: xr.DataArray, dim: str) -> np.ndarray:
+    """Draws of the number of responders: sum over evaluable units of 1[rho > c]."""
+    return exceed.where(evaluable, False).sum(dim).values.reshape(-1)
+
+
+def responder_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+    """Posterior distribution of the number of responders, overall and per cycle.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+    threshold : float or sequence of float, default 0.25
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``scope`` ("overall" or "cycle k"), ``threshold``, ``n_evaluable`` (treated
+        patients with a visit after the injection(s) in scope), ``responders`` (r = 0..n),
+        ``p_eq`` = P(R = r) and ``p_ge`` = P(R >= r). Overall, a responder has overall slowing
+        rho_i > c; in cycle k, rho_ik > c.
+    """
+    th = _thresholds(threshold)
+    d = _design(idata)
+    rho = _posterior(idata)["rho"]
+    rho_i = patient_slowing_draws(idata)
+    rows = []
+    scopes = [("overall", rho_i, rho_i.notnull().all(SAMPLE), "patient")]
+    for k in d["cycle"].values:
+        scopes.append((f"cycle {k}", rho.sel(cycle=k), d["observed"].sel(cycle=k), "patient"))
+    for c in th:
+        for scope, draws, evaluable, dim in scopes:
+            n = int(evaluable.sum())
+            counts = _count_draws(draws > c, evaluable, dim)
+            pmf = np.bincount(counts, minlength=n + 1)[: n + 1] / counts.size
+            ge = pmf[::-1].cumsum()[::-1]
+            for r in range(n + 1):
+                rows.append({"scope": scope, "threshold": c, "n_evaluable": n, "responders": r,
+                             "p_eq": pmf[r], "p_ge": ge[r]})
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = CAVEAT
+    return out
+
+
+def cycle_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
+    """Population slowing per cycle, with the number of responders in that cycle.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+    threshold : float or sequence of float, default 0.25
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cycle: ``cycle``, ``n_patients`` (with a visit during the cycle),
+        ``patient_months`` (months observed), ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of the
+        population slowing rho_k (at the reference interval), ``p_gt_0`` and ``p_gt_<c>``, and
+        per threshold ``responders_mean_<c>``, ``responders_median_<c>`` (posterior mean and
+        median number of patients with rho_ik > c) and ``responders_ci_<c>`` (95% interval,
+        "lo-hi").
+    """
+    th = _thresholds(threshold)
+    d = _design(idata)
+    post = _posterior(idata)
+    table = _stats(post["rho_cycle"], th, zero=True)
+    obs = d["observed"]
+    table.insert(1, "n_patients", obs.sum("patient").values)
+    table.insert(2, "patient_months", (d["cycle_length"] * obs).sum("patient").values)
+    for c in th:
+        means, meds, cis = [], [], []
+        for k in d["cycle"].values:
+            counts = _count_draws(post["rho"].sel(cycle=k) > c, obs.sel(cycle=k), "patient")
+            means.append(counts.mean())
+            meds.append(np.median(counts))
+            lo, hi = np.quantile(counts, CI)
+            cis.append(f"{lo:.0f}-{hi:.0f}")
+        table[f"responders_mean_{c:g}"] = means
+        table[f"responders_median_{c:g}"] = meds
+        table[f"responders_ci_{c:g}"] = cis
+    table.attrs["note"] = CAVEAT
+    return table
+
+
+def population_table(
+    idata: xr.DataTree, threshold: float | Sequence[float] = 0.25
+) -> pd.DataFrame:
+    """Population slowing: over all cycles, per cycle, and for a new patient.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+    threshold : float or sequence of float, default 0.25
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``rho_bar`` (population slowing over all cycles: the cycle slowings weighted by
+        the patient-months observed in each), ``rho_cycle[k]`` (each cycle, at the reference
+        interval) and ``new_patient`` (the predictive overall slowing of a new patient: its
+        ``p_gt_<c>`` is the probability that a new patient responds). Columns ``quantity``,
+        ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5``, ``p_gt_0``, ``p_gt_<c>``.
+    """
+    th = _thresholds(threshold)
+    post = _posterior(idata)
+    parts = [_stats(post["rho_bar"], th, zero=True).assign(quantity="rho_bar")]
+    per = _stats(post["rho_cycle"], th, zero=True)
+    per["quantity"] = [f"rho_cycle[{k}]" for k in per.pop("cycle")]
+    parts.append(per)
+    parts.append(_stats(post["rho_new"], th, zero=True).assign(quantity="new_patient"))
+    out = pd.concat(parts, ignore_index=True)
+    out = out[["quantity"] + [c for c in out.columns if c != "quantity"]]
+    out.attrs["note"] = CAVEAT
+    return out
+
+
+def interval_effect_draws(idata: xr.DataTree) -> xr.DataArray:
+    """Draws of theta on the slowing scale (change of slowing per extra month of interval)."""
+    post = _posterior(idata)
+    d = _design(idata)
+    if d.attrs.get("parameterization", "ratio") == "additive":
+        return post["theta"] / np.abs(post["mu_beta"])
+    return post["theta"]
+
+
+def interval_table(
+    idata: xr.DataTree,
+    threshold: float | Sequence[float] = 0.25,
+    intervals: Sequence[float] = (3.0, 4.0, 5.0, 6.0),
+) -> pd.DataFrame:
+    """Effect of the injection interval on slowing.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+    threshold : float or sequence of float, default 0.25
+    intervals : sequence of float, default (3, 4, 5, 6)
+        Intervals (months) at which to predict population slowing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        First row ``theta`` (change of slowing per extra month of interval; ``p_lt_0`` =
+        P(theta < 0), i.e. longer intervals work less well), then one row per interval g with
+        the population slowing rho_bar + theta (g - g_ref): ``quantity``, ``interval_months``,
+        ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5``, ``p_lt_0`` (theta only), ``p_gt_0`` and
+        ``p_gt_<c>`` (predictions only).
+    """
+    th = _thresholds(threshold)
+    post = _posterior(idata)
+    d = _design(idata)
+    ref = float(d.attrs.get("interval_ref", 3.0))
+    theta = interval_effect_draws(idata)
+    head = _stats(theta, [])
+    head.insert(0, "interval_months", np.nan)
+    head.insert(0, "quantity", "theta")
+    head["p_lt_0"] = float((theta < 0).mean())
+    rows = [head]
+    for g in intervals:
+        pred = post["rho_bar"] + theta * (float(g) - ref)
+        s = _stats(pred, th, zero=True)
+        s.insert(0, "interval_months", float(g))
+        s.insert(0, "quantity", f"rho_bar at {g:g} months")
+        rows.append(s)
+    out = pd.concat(rows, ignore_index=True)
+    out.attrs["note"] = CAVEAT + f" Reference interval g_ref = {ref:g} months."
+    return out
