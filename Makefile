@@ -1,0 +1,35 @@
+# slopeshift: `make demo` sets everything up and fits the bundled example; `make test` runs the tests.
+# Python 3.12 comes from .python-version (pyenv reads it); everything else is installed into .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "slopeshift needs Python >= 3.12; found " + sys.version.split()[0] + " (install it with pyenv: pyenv install 3.12)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q -e '.[dev]' > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $@
+
+demo: $(STAMP)
+	@$(BIN)/slopeshift demo --out slopeshift-demo
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	@$(BIN)/ruff check src tests benchmarks tools examples
+
+bench: $(STAMP)
+	@$(BIN)/python benchmarks/bench_geometry.py
+
+clean:
+	rm -rf $(VENV) slopeshift-demo build dist src/*.egg-info
