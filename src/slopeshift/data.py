@@ -7,6 +7,7 @@ their months are counted from their last visit, so all their times are <= 0.
 
 from __future__ import annotations
 
+import csv
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -501,7 +502,11 @@ class TrialData:
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
             frame = pd.read_csv(path)
-            frame.index = pd.RangeIndex(2, len(frame) + 2)
+            lines = _record_lines(path)
+            if len(lines) == len(frame):
+                frame.index = pd.Index(lines)
+            else:  # a layout we cannot follow: count rows from line 2
+                frame.index = pd.RangeIndex(2, len(frame) + 2)
             return frame
 
         pat = read(patients_path) if patients_path is not None else None
@@ -555,6 +560,23 @@ class TrialData:
             "max_cycles": self.n_cycles,
             "mean_runin_months": float(runin.mean()) if len(runin) else float("nan"),
         }
+
+
+def _record_lines(path: Path) -> list[int]:
+    """Line number (1-based) on which each data record of a CSV file starts.
+
+    Blank lines, which pandas skips, are skipped here too, so the numbers stay those of the file
+    even when records are separated by blank lines or span several lines (quoted newlines).
+    """
+    starts: list[int] = []
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        prev = 0
+        for rec in reader:
+            if rec and not (len(rec) == 1 and not rec[0].strip()):
+                starts.append(prev + 1)
+            prev = reader.line_num
+    return starts[1:]  # the first record is the header
 
 
 def _to_months(t: pd.Series, kind: str | None) -> np.ndarray:
