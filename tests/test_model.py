@@ -1,0 +1,167 @@
+"""Model building and wiring: no sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from slopeshift import Prior, SlopeShiftModel, TrialData, default_priors
+
+
+def _tiny_data() -> TrialData:
+    visits = pd.DataFrame({
+        "patient": ["A"] * 7 + ["B"] * 4 + ["C"] * 3,
+        "time": [-4, -2, 0, 2, 3, 5, 8, -3, 0, 2, 4, -2, -1, 0],
+        "alsfrs_r": [40, 38, 36, 35, 34, 33, 31, 30, 27, 26, 25, 20, 19, 18],
+    })
+    injections = pd.DataFrame({"patient": ["A", "A", "B"], "time": [0, 3, 0]})
+    return TrialData.from_frames(visits, injections)
+
+
+def _expected_mean(data, alpha, beta0, rho):
+    """Broken-stick mean computed straight from the tables (independent of design.py)."""
+    mu = []
+    for pid, t in zip(data.visits["patient"], data.visits["month"], strict=True):
+        i = data.patient_ids.index(pid)
+        taus = data.injections.loc[data.injections["patient"] == pid, "month"].to_numpy()
+        last = data.visits.loc[data.visits["patient"] == pid, "month"].max()
+        m = alpha[i] + beta0[i] * min(t, 0.0)
+        for k, tau in enumerate(taus):
+            end = taus[k + 1] if k + 1 < len(taus) else last
+            m += beta0[i] * (1 - rho[k]) * np.clip(t - tau, 0.0, end - tau)
+        mu.append(m)
+    return np.array(mu)
+
+
+def test_coords_are_patient_ids_and_cycles():
+    model = SlopeShiftModel(_tiny_data())
+    pm_model = model.pymc_model
+    assert list(pm_model.coords["patient"]) == ["A", "B", "C"]
+    assert list(pm_model.coords["cycle"]) == [1, 2]
+    assert pm_model.named_vars_to_dims["rho"] == ("patient", "cycle")
+    names = {rv.name for rv in pm_model.free_RVs}
+    assert {"alpha", "beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
+
+
+@pytest.mark.parametrize("likelihood", ["normal", "student_t"])
+def test_likelihood_matches_hand_computed_broken_stick(likelihood):
+    data = _tiny_data()
+    model = SlopeShiftModel(data, likelihood=likelihood)
+    pm_model = model.pymc_model
+    point = pm_model.initial_point()
+    alpha = np.array([36.0, 27.0, 18.0])
+    beta0 = np.array([-1.0, -1.5, -1.0])
+    rho = np.array([0.5, 0.2])
+    point.update({
+        "alpha": alpha, "beta_pre": beta0, "theta": np.array(0.0),
+        "rho_cycle_at_mean_interval": rho, "z_patient": np.zeros(3),
+        "z_patient_cycle": np.zeros((3, 2)), "sigma_log__": np.log(2.0),
+    })
+    if likelihood == "student_t":
+        point["nu_log__"] = np.log(5.0)
+    logp = pm_model.compile_logp(vars=pm_model.observed_RVs)(point)
+    mu = _expected_mean(data, alpha, beta0, rho)
+    y = data.visits["value"].to_numpy()
+    if likelihood == "normal":
+        expected = stats.norm.logpdf(y, mu, 2.0).sum()
+    else:
+        expected = stats.t.logpdf(y, 5.0, mu, 2.0).sum()
+    assert logp == pytest.approx(expected, rel=1e-9)
+
+
+def test_slowing_hierarchy_with_interval_covariate():
+    data = _tiny_data()
+    model = SlopeShiftModel(data, interval_ref=3.0)
+    pm_model = model.pymc_model
+    point = pm_model.initial_point()
+    rho_at_mean = np.array([0.4, 0.1])
+    point.update({"theta": np.array(-0.1), "rho_cycle_at_mean_interval": rho_at_mean,
+                  "z_patient": np.zeros(3), "z_patient_cycle": np.zeros((3, 2))})
+    outs = pm_model.replace_rvs_by_values([pm_model["rho"], pm_model["rho_cycle"]])
+    fn = pm_model.compile_fn(outs, inputs=pm_model.value_vars, on_unused_input="ignore")
+    rho, rho_cycle = fn(point)
+    g = model.design["interval"].values  # A: 3 and 5 months; B: 4 months
+    # rho_k at g_ref = 3: the sampled value at the cycle's mean interval minus theta * offset
+    g_mean = np.array([(3.0 + 4.0) / 2 - 3.0, 5.0 - 3.0])
+    np.testing.assert_allclose(rho_cycle, rho_at_mean + 0.1 * g_mean)
+    expected = rho_cycle[None, :] - 0.1 * (g - 3.0)
+    np.testing.assert_allclose(rho[0], expected[0])
+    np.testing.assert_allclose(rho[1, 0], expected[1, 0])
+    assert np.isnan(rho[1, 1]) and np.isnan(rho[2]).all()
+
+
+def test_additive_jump_censored_and_covariates_build():
+    visits = pd.DataFrame({
+        "patient": ["A"] * 5 + ["B"] * 5 + ["C"] * 5,
+        "time": [-2, -1, 0, 2, 4] * 3,
+        "alsfrs_r": [10, 8, 5, 2, 0, 30, 29, 28, 28, 27, 40, 39, 38, 36, 35],
+    })
+    injections = pd.DataFrame({"patient": ["A", "B", "C"], "time": [0, 0, 0]})
+    patients = pd.DataFrame({"patient": ["A", "B", "C"], "age": [40, 50, 61]})
+    data = TrialData.from_frames(visits, injections, patients)
+    model = SlopeShiftModel(data, parameterization="additive", jump=True, censored=True,
+                            covariates=["age"])
+    pm_model = model.pymc_model
+    names = {v.name for v in pm_model.free_RVs}
+    assert {"delta_cycle_at_mean_interval", "jump", "sd_jump", "z_jump", "gamma"} <= names
+    assert np.isfinite(pm_model.compile_logp()(pm_model.initial_point()))
+    # a score at the floor (0) is censored: its logp is a log-probability, never above 0
+    assert model.config["censored"] is True
+
+
+def test_priors_merge_and_validation():
+    data = _tiny_data()
+    user = {"mu_beta": Prior("Normal", mu=-0.5, sigma=0.5)}
+    model = SlopeShiftModel(data, priors=user)
+    assert model.priors["mu_beta"].params == {"mu": -0.5, "sigma": 0.5}
+    assert model.priors["sigma"] == default_priors("alsfrs_r")["sigma"]
+    assert user == {"mu_beta": Prior("Normal", mu=-0.5, sigma=0.5)}  # not mutated
+    model = SlopeShiftModel(data, priors={"theta": {"dist": "Normal", "mu": 0, "sigma": 0.05}})
+    assert model.priors["theta"].params["sigma"] == 0.05
+    with pytest.raises(ValueError, match=r"unknown prior name\(s\) \['rho'\].*valid names"):
+        SlopeShiftModel(data, priors={"rho": Prior("Normal", mu=0, sigma=1)})
+    with pytest.raises(ValueError, match="HalfNormal prior takes parameters"):
+        Prior("HalfNormal", mu=1.0)
+    with pytest.raises(ValueError, match="unknown prior distribution"):
+        Prior("Cauchy", alpha=0, beta=1)
+
+
+def test_generic_outcome_needs_scale_priors():
+    visits = pd.DataFrame({"patient": ["A"] * 4, "time": [-2, -1, 0, 2],
+                           "grip": [10.0, 9.5, 9.0, 8.8]})
+    injections = pd.DataFrame({"patient": ["A"], "time": [0]})
+    data = TrialData.from_frames(visits, injections, outcome="grip")
+    with pytest.raises(ValueError, match=r"no default priors for \['mu_alpha'"):
+        SlopeShiftModel(data)
+    priors = {k: Prior("Normal", mu=0.0, sigma=1.0) for k in ("mu_alpha", "mu_beta", "jump")}
+    priors |= {k: Prior("HalfNormal", sigma=1.0) for k in ("sd_alpha", "sd_beta", "sigma",
+                                                           "sd_jump")}
+    assert SlopeShiftModel(data, priors=priors).pymc_model is not None
+
+
+def test_fvc_defaults():
+    pri = default_priors("fvc")
+    assert pri["mu_beta"].params == {"mu": -2.5, "sigma": 2.0}
+    assert pri["sigma"].params == {"sigma": 8.0}
+
+
+def test_bad_options_are_rejected():
+    data = _tiny_data()
+    with pytest.raises(ValueError, match="parameterization"):
+        SlopeShiftModel(data, parameterization="log")
+    with pytest.raises(ValueError, match="likelihood"):
+        SlopeShiftModel(data, likelihood="cauchy")
+    with pytest.raises(ValueError, match="interval"):
+        SlopeShiftModel(data, interval="dose")
+    with pytest.raises(TypeError, match="TrialData"):
+        SlopeShiftModel(pd.DataFrame())
+
+
+def test_initial_values_start_at_runin_least_squares():
+    model = SlopeShiftModel(_tiny_data())
+    init = model.initial_values()
+    slope_a = np.polyfit([-4, -2, 0], [40, 38, 36], 1)[0]
+    assert init["beta_pre"][0] == pytest.approx(slope_a)
+    assert init["alpha"][0] == pytest.approx(36.0)

@@ -1,0 +1,51 @@
+"""Parameter recovery on a simulated trial with known truth (slow: a full default fit)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from slopeshift import SlopeShiftModel, simulate_trial
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data, truth = simulate_trial(60, rho=0.4, theta=-0.08, n_untreated=2, random_seed=60)
+        fit = SlopeShiftModel(data).fit(random_seed=60, progressbar=False, check=False)
+    return data, truth, fit
+
+
+@pytest.mark.slow
+def test_population_slowing_and_interval_effect_are_recovered(recovery):
+    _, truth, fit = recovery
+    pop = fit.population().set_index("quantity")
+    lo, hi = pop.loc["rho_bar", ["ci_2.5", "ci_97.5"]]
+    assert lo <= truth["rho_bar"] <= hi, (lo, truth["rho_bar"], hi)
+    theta = fit.interval_effect().set_index("quantity").loc["theta"]
+    assert theta["ci_2.5"] <= truth["theta"] <= theta["ci_97.5"], theta
+
+
+@pytest.mark.slow
+def test_patient_cycle_intervals_cover_the_truth(recovery):
+    _, truth, fit = recovery
+    rho = fit.posterior["rho"]
+    lo = rho.quantile(0.05, ("chain", "draw"))
+    hi = rho.quantile(0.95, ("chain", "draw"))
+    cells = truth["slowing"]
+    covered = [
+        float(lo.sel(patient=p, cycle=k)) <= r <= float(hi.sel(patient=p, cycle=k))
+        for p, k, r in zip(cells["patient"], cells["cycle"], cells["rho"], strict=True)
+    ]
+    assert np.mean(covered) >= 0.8, np.mean(covered)
+
+
+@pytest.mark.slow
+def test_recovery_fit_is_healthy(recovery):
+    _, _, fit = recovery
+    diag = fit.diagnostics().attrs
+    assert diag["divergences"] == 0
+    assert diag["max_r_hat"] <= 1.01
