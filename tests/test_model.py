@@ -36,7 +36,7 @@ def _expected_mean(data, alpha, beta0, rho):
 
 
 def test_coords_are_patient_ids_and_cycles():
-    model = SlopeShiftModel(_tiny_data())
+    model = SlopeShiftModel(_tiny_data(), effects="latent")
     pm_model = model.pymc_model
     assert list(pm_model.coords["patient"]) == ["A", "B", "C"]
     assert list(pm_model.coords["cycle"]) == [1, 2]
@@ -45,10 +45,22 @@ def test_coords_are_patient_ids_and_cycles():
     assert {"alpha", "beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
 
 
+def test_effects_are_integrated_out_by_default_when_exact():
+    data = _tiny_data()
+    model = SlopeShiftModel(data)
+    assert model.config["effects"] == "marginal"
+    names = {rv.name for rv in model.pymc_model.free_RVs}
+    assert "z_patient" not in names and "z_patient_cycle" not in names
+    assert SlopeShiftModel(data, likelihood="student_t").config["effects"] == "latent"
+    assert SlopeShiftModel(data, censored=True).config["effects"] == "latent"
+    with pytest.raises(ValueError, match="effects='marginal' needs the Normal likelihood"):
+        SlopeShiftModel(data, jump=True, effects="marginal")
+
+
 @pytest.mark.parametrize("likelihood", ["normal", "student_t"])
 def test_likelihood_matches_hand_computed_broken_stick(likelihood):
     data = _tiny_data()
-    model = SlopeShiftModel(data, likelihood=likelihood)
+    model = SlopeShiftModel(data, likelihood=likelihood, effects="latent")
     pm_model = model.pymc_model
     point = pm_model.initial_point()
     alpha = np.array([36.0, 27.0, 18.0])
@@ -73,7 +85,7 @@ def test_likelihood_matches_hand_computed_broken_stick(likelihood):
 
 def test_slowing_hierarchy_with_interval_covariate():
     data = _tiny_data()
-    model = SlopeShiftModel(data, interval_ref=3.0)
+    model = SlopeShiftModel(data, interval_ref=3.0, effects="latent")
     pm_model = model.pymc_model
     point = pm_model.initial_point()
     rho_at_mean = np.array([0.4, 0.1])

@@ -106,9 +106,21 @@ def sample_model(
             compute_convergence_checks=False,
             **({} if target_accept is None else {"target_accept": target_accept}),
         )
-    idata = pm.compute_log_likelihood(
-        idata, model=pm_model, extend_inferencedata=True, progressbar=False
-    )
+    if model.marginal:
+        # the slowing effects were integrated out: draw them from their exact conditional
+        # posterior, and store each patient's marginal log-likelihood
+        post = idata["posterior"].to_dataset()
+        effects, loglik = model.draw_effects(post, random_seed=seed)
+        idata["posterior"] = xr.DataTree(post.assign(effects))
+        idata["log_likelihood"] = xr.DataTree(loglik.to_dataset())
+        idata["observed_data"] = xr.DataTree(
+            xr.Dataset({"y": ("visit", model.design["y"].values)},
+                       coords={"visit": model.design["visit"].values})
+        )
+    else:
+        idata = pm.compute_log_likelihood(
+            idata, model=pm_model, extend_inferencedata=True, progressbar=False
+        )
     elapsed = time.perf_counter() - t0
     fit_info = {
         "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,

@@ -12,6 +12,8 @@ import xarray as xr
 
 from slopeshift.data import TrialData
 from slopeshift.design import INTERVALS, build_design
+from slopeshift.marginal import draw_effects as marginal_draws
+from slopeshift.marginal import exposure_gram, marginal_terms
 from slopeshift.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
@@ -56,16 +58,20 @@ class SlopeShiftModel:
     Pre-treatment: alpha_i ~ N(mu_alpha, sd_alpha), beta_i0 ~ N(mu_beta, sd_beta). Likelihood:
     Normal or Student-t with SD sigma, optionally censored at the scale's floor and ceiling.
 
-    **Parameterisation for sampling.** alpha_i and beta_i0 are centred: every patient has many
-    visits, so the data identify them much better than the population does, and the centred
-    form is then the well-conditioned one. u_i, e_ik (and J_ik) are non-centred: a patient-cycle
-    slowing is weakly identified (a cycle of 3-6 months of noisy scores), so the prior dominates
-    and the non-centred form avoids the funnel. The cycle means rho_k have independent priors
-    (no population mean plus offsets: that is a ridge, and a hierarchy over 4 means is a funnel).
-    The product beta_i0 (1 - rho_ik) has a saddle at beta_i0 = 0; chains start alpha_i and
-    beta_i0 at each patient's least-squares run-in fit, without jitter, so no chain starts near
-    the saddle or on the wrong side of it. Sampling health is benchmarked in
-    ``benchmarks/bench_geometry.py``.
+    **How it is sampled.** With the Normal likelihood (no censoring, no jump) the patient and
+    patient-cycle effects u_i and e_ik enter the scores linearly with Normal priors, so they are
+    integrated out exactly (:mod:`slopeshift.marginal`): NUTS samples only alpha_i, beta_i0 and
+    the population parameters, and after sampling (u_i, e_ik) are drawn from their exact
+    conditional posterior given each draw. This removes both the funnel of the effects against
+    their SDs and the hyperbolic trade-off between beta_i0 and rho_ik. alpha_i and beta_i0 are
+    centred (each patient has many visits, so the data identify them better than the population
+    does). The cycle means rho_k have independent priors (a population mean plus offsets is a
+    ridge; a hierarchy over 4 means is a funnel), and are sampled at each cycle's own average
+    interval, which the data separate from theta (the prior stays on rho_k: a shift with unit
+    Jacobian). Chains start alpha_i and beta_i0 at each patient's least-squares run-in fit,
+    without jitter, away from the saddle at beta_i0 = 0. With Student-t, censoring or jumps the
+    effects are sampled as latent non-centred parameters (``effects="latent"``). Sampling health
+    is benchmarked in ``benchmarks/bench_geometry.py``.
 
     Slowing is relative to each patient's own run-in: without a control arm, regression to the
     mean and natural deceleration of decline can look like a treatment effect.
@@ -91,6 +97,9 @@ class SlopeShiftModel:
         Treat scores at the scale's floor/ceiling (0 and 48 for ALSFRS-R) as censored.
     priors : mapping, optional
         ``{name: Prior}`` replacing defaults key by key; see :func:`slopeshift.default_priors`.
+    effects : {"marginal", "latent"}, optional
+        How u_i and e_ik are handled: integrated out exactly (the default where possible:
+        Normal likelihood, no censoring, no jump) or sampled as latent parameters.
     """
 
     def __init__(
@@ -105,7 +114,7 @@ class SlopeShiftModel:
         likelihood: str = "normal",
         censored: bool = False,
         priors: Mapping[str, Prior | Mapping] | None = None,
-        patient_effect: str = "noncentred",
+        effects: str | None = None,
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -131,7 +140,7 @@ class SlopeShiftModel:
             "jump": bool(jump),
             "likelihood": likelihood,
             "censored": bool(censored),
-            "patient_effect": patient_effect,
+            "effects": _choose_effects(effects, likelihood, censored, jump),
         }
         self.design = build_design(data, interval=interval, covariates=covariates)
         self.design.attrs.update(
@@ -142,6 +151,7 @@ class SlopeShiftModel:
         )
         self._pymc_model: pm.Model | None = None
         self._compiled: dict = {}
+        self._consts: dict | None = None
 
     # ------------------------------------------------------------------ building
     def to_config(self) -> dict:
@@ -155,23 +165,55 @@ class SlopeShiftModel:
             self._pymc_model = self._build()
         return self._pymc_model
 
+    def _constants(self) -> dict:
+        """Plain NumPy pieces of the design used by the graph and by post-sampling draws."""
+        if self._consts is not None:
+            return self._consts
+        d = self.design
+        has = d["has_cycle"].values
+        g = d["interval"].values
+        g_c = np.where(has & np.isfinite(g), g - self.config["interval_ref"], 0.0)
+        g_mean = np.where(has.any(axis=0),
+                          (g_c * has).sum(axis=0) / np.maximum(has.sum(axis=0), 1), 0.0)
+        x = d["covariate_values"].values
+        sd_x = x.std(axis=0)
+        const = [c for c, v in zip(d["covariate"].values, sd_x, strict=True) if v == 0]
+        if const:
+            raise ValueError(f"covariate(s) {const} take one value for every patient.")
+        p_idx = d["patient_index"].values
+        x_cyc = d["x_cycle"].values
+        n_p = d.sizes["patient"]
+        self._consts = {
+            "has": has,
+            "g_dev": g_c - g_mean,  # interval deviation from the cycle's mean interval
+            "g_mean": g_mean,
+            "x_std": (x - x.mean(axis=0)) / np.where(sd_x > 0, sd_x, 1.0),
+            "weights": design_weights(d).values,
+            "p_idx": p_idx,
+            "x_pre": d["x_pre"].values,
+            "x_cycle": x_cyc,
+            "x_jump": d["x_jump"].values,
+            "y": d["y"].values,
+            "gram": exposure_gram(x_cyc, p_idx, n_p),
+            "n_visits": np.bincount(p_idx, minlength=n_p).astype(float),
+        }
+        return self._consts
+
+    @property
+    def marginal(self) -> bool:
+        """Whether the slowing effects u_i, e_ik are integrated out (Normal likelihood)."""
+        return self.config["effects"] == "marginal"
+
     def _build(self) -> pm.Model:
         d = self.design
         cfg = self.config
         pr = self.priors
         ratio = cfg["parameterization"] == "ratio"
-        p_idx = d["patient_index"].values
-        has = d["has_cycle"].values
+        k = self._constants()
+        has, p_idx = k["has"], k["p_idx"]
         n_cov = d.sizes["covariate"]
-        g = d["interval"].values
-        g_c = np.where(has & np.isfinite(g), g - cfg["interval_ref"], 0.0)
-        weights = design_weights(d).values
-
-        coords = {
-            "patient": d["patient"].values,
-            "cycle": d["cycle"].values,
-            "visit": d["visit"].values,
-        }
+        coords = {"patient": d["patient"].values, "cycle": d["cycle"].values,
+                  "visit": d["visit"].values}
         if n_cov:
             coords["covariate"] = d["covariate"].values
         with pm.Model(coords=coords) as model:
@@ -190,90 +232,164 @@ class SlopeShiftModel:
             # at the cycle's own average interval, which the data identify separately from
             # theta, and put the prior on rho_k = that - theta * (mean g_k - g_ref): a shift
             # with unit Jacobian, so the posterior is exactly the model's.
-            effect_key = "rho_cycle" if ratio else "delta_cycle"
-            g_mean = np.where(has.any(axis=0), (g_c * has).sum(axis=0) / np.maximum(
-                has.sum(axis=0), 1), 0.0)
-            eff_at_mean = pm.Flat(f"{effect_key}_at_mean_interval", dims="cycle")
-            eff_k = pm.Deterministic(effect_key, eff_at_mean - theta * g_mean, dims="cycle")
-            pm.Potential(f"{effect_key}_prior", pm.logp(pr[effect_key].as_dist(), eff_k).sum())
-            z_cycle = pm.Normal("z_patient_cycle", 0.0, 1.0, dims=("patient", "cycle"))
-            eff = eff_at_mean[None, :] + theta * (g_c - g_mean) + sd_pc * z_cycle
+            key = "rho_cycle" if ratio else "delta_cycle"
+            eff_at_mean = pm.Flat(f"{key}_at_mean_interval", dims="cycle")
+            eff_k = pm.Deterministic(key, eff_at_mean - theta * k["g_mean"], dims="cycle")
+            pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_k).sum())
+            # m_ik: the expected slowing of patient i in cycle k (without u_i and e_ik)
+            m = eff_at_mean[None, :] + theta * k["g_dev"]
             if n_cov:
-                x = d["covariate_values"].values
-                sd_x = x.std(axis=0)
-                const = [c for c, s in zip(d["covariate"].values, sd_x, strict=True) if s == 0]
-                if const:
-                    raise ValueError(f"covariate(s) {const} take one value for every patient.")
-                x_std = (x - x.mean(axis=0)) / sd_x
                 gamma = pr["gamma"].create("gamma", dims="covariate")
-                eff = eff + pt.dot(x_std, gamma)[:, None]
-
-            # The patient's own responsiveness u_i, sampled on the slope scale (points/month):
-            # shift_i = -beta_i0 * u_i ~ N(0, |beta_i0| sd_patient) is the same prior as
-            # u_i ~ N(0, sd_patient), but the data identify the shift of the patient's post-
-            # treatment slope directly, so the centred form has no banana with beta_i0.
-            if cfg["patient_effect"] == "slope":
-                scale = pt.abs(beta_pre) * sd_patient if ratio else sd_patient
-                shift = pm.Normal("patient_shift", 0.0, scale, dims="patient")
-                u = -shift / beta_pre if ratio else shift
-            elif cfg["patient_effect"] == "centred":
-                u = pm.Normal("u", 0.0, sd_patient, dims="patient")
-                shift = -beta_pre * u if ratio else u
-            else:
-                z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
-                u = sd_patient * z_patient
-                shift = -beta_pre * u if ratio else u
-            pm.Deterministic("u_patient", u, dims="patient")
-
-            if ratio:
-                slope = beta_pre[:, None] * (1.0 - eff) + shift[:, None]
-                rho = eff + u[:, None]
-            else:
-                slope = beta_pre[:, None] + eff + shift[:, None]
-                rho = (eff + u[:, None]) / pt.abs(beta_pre)[:, None]
-            nan = np.float64(np.nan)
-            pm.Deterministic("slope", pt.where(has, slope, nan), dims=("patient", "cycle"))
-            pm.Deterministic("rho", pt.where(has, rho, nan), dims=("patient", "cycle"))
+                m = m + pt.dot(k["x_std"], gamma)[:, None]
+            fixed_slope = beta_pre[:, None] * (1.0 - m) if ratio else beta_pre[:, None] + m
 
             # population: patient-month weighted slowing, and a new patient's predictive slowing
-            if ratio:
-                rho_k = eff_k
-            else:
-                rho_k = pm.Deterministic("rho_cycle", eff_k / pt.abs(mu_beta), dims="cycle")
-            pm.Deterministic("rho_bar", pt.dot(rho_k, weights))
+            rho_k = eff_k if ratio else pm.Deterministic(
+                "rho_cycle", eff_k / pt.abs(mu_beta), dims="cycle")
+            pm.Deterministic("rho_bar", pt.dot(rho_k, k["weights"]))
             z_new = pm.Normal("z_new_patient", 0.0, 1.0, shape=2)
             z_new_cycle = pm.Normal("z_new_cycle", 0.0, 1.0, dims="cycle")
-            new_eff = pt.dot(eff_k + sd_pc * z_new_cycle, weights) + sd_patient * z_new[0]
+            new_eff = pt.dot(eff_k + sd_pc * z_new_cycle, k["weights"]) + sd_patient * z_new[0]
             if ratio:
                 pm.Deterministic("rho_new", new_eff)
             else:
-                beta_new = mu_beta + sd_beta * z_new[1]
-                pm.Deterministic("rho_new", new_eff / pt.abs(beta_new))
+                pm.Deterministic("rho_new", new_eff / pt.abs(mu_beta + sd_beta * z_new[1]))
 
-            x_pre = d["x_pre"].values
-            x_cyc = d["x_cycle"].values
-            mu = alpha[p_idx] + beta_pre[p_idx] * x_pre + (slope[p_idx] * x_cyc).sum(axis=1)
+            sigma = pr["sigma"].create("sigma")
+            mu_fixed = (alpha[p_idx] + beta_pre[p_idx] * k["x_pre"]
+                        + (fixed_slope[p_idx] * k["x_cycle"]).sum(axis=1))
+            if self.marginal:
+                resid = k["y"] - mu_fixed
+                n_p, n_k = has.shape
+                b = pt.zeros((n_p, n_k))[p_idx].inc(resid[:, None] * k["x_cycle"])
+                c = pt.zeros(n_p)[p_idx].inc(resid**2)
+                terms = marginal_terms(
+                    [b[:, j] for j in range(n_k)], c, k["gram"], k["n_visits"],
+                    -beta_pre if ratio else pt.ones(n_p), sd_patient, sd_pc, sigma,
+                    sqrt=pt.sqrt, log=pt.log,
+                )
+                pm.Potential("y_marginal", terms.logp.sum())
+                return model
+
+            # latent (non-centred) effects: needed for Student-t, censoring and jumps
+            z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
+            z_cycle = pm.Normal("z_patient_cycle", 0.0, 1.0, dims=("patient", "cycle"))
+            dev = sd_patient * z_patient[:, None] + sd_pc * z_cycle
+            if ratio:
+                slope = fixed_slope - beta_pre[:, None] * dev
+                rho = m + dev
+            else:
+                slope = fixed_slope + dev
+                rho = (m + dev) / pt.abs(beta_pre)[:, None]
+            nan = np.float64(np.nan)
+            pm.Deterministic("slope", pt.where(has, slope, nan), dims=("patient", "cycle"))
+            pm.Deterministic("rho", pt.where(has, rho, nan), dims=("patient", "cycle"))
+            mu = mu_fixed + ((slope - fixed_slope)[p_idx] * k["x_cycle"]).sum(axis=1)
             if cfg["jump"]:
                 jump_k = pr["jump"].create("jump", dims="cycle")
                 sd_jump = pr["sd_jump"].create("sd_jump")
                 z_jump = pm.Normal("z_jump", 0.0, 1.0, dims=("patient", "cycle"))
                 J = jump_k[None, :] + sd_jump * z_jump
                 pm.Deterministic("jump_patient", pt.where(has, J, nan), dims=("patient", "cycle"))
-                mu = mu + (J[p_idx] * d["x_jump"].values).sum(axis=1)
-
-            sigma = pr["sigma"].create("sigma")
+                mu = mu + (J[p_idx] * k["x_jump"]).sum(axis=1)
             if cfg["likelihood"] == "student_t":
                 nu = pr["nu"].create("nu")
                 dist = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma)
             else:
                 dist = pm.Normal.dist(mu=mu, sigma=sigma)
-            y = d["y"].values
             if cfg["censored"]:
                 lo, hi = self.data.spec.censor_bounds
-                pm.Censored("y", dist, lower=lo, upper=hi, observed=y, dims="visit")
+                pm.Censored("y", dist, lower=lo, upper=hi, observed=k["y"], dims="visit")
             else:
-                model.register_rv(dist, "y", observed=y, dims=("visit",))
+                model.register_rv(dist, "y", observed=k["y"], dims=("visit",))
         return model
+
+    def draw_effects(self, posterior: xr.Dataset, random_seed: int) -> tuple[xr.Dataset,
+                                                                              xr.DataArray]:
+        """Draw the integrated-out slowing effects from their exact conditional posterior.
+
+        Only for the marginal model (see :mod:`slopeshift.marginal`): for every posterior draw,
+        (z_i, z_ik) ~ N(H^-1 h, sigma^2 H^-1) given the sampled parameters, so the joint draws
+        are draws from the full posterior.
+
+        Parameters
+        ----------
+        posterior : xarray.Dataset
+            Sampled parameters (chain, draw, ...).
+        random_seed : int
+
+        Returns
+        -------
+        effects : xarray.Dataset
+            ``rho`` and ``slope`` (chain, draw, patient, cycle; NaN where no cycle),
+            ``z_patient`` and ``z_patient_cycle``.
+        log_likelihood : xarray.DataArray
+            Marginal log density of each patient's scores (chain, draw, patient).
+        """
+        ratio = self.config["parameterization"] == "ratio"
+        k = self._constants()
+        has, p_idx = k["has"], k["p_idx"]
+        n_p, n_k = has.shape
+        rng = np.random.default_rng(random_seed)
+        n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+
+        def arr(name):
+            return posterior[name].values.reshape(n_chain * n_draw, *posterior[name].shape[2:])
+
+        alpha, beta = arr("alpha"), arr("beta_pre")
+        key = "rho_cycle" if ratio else "delta_cycle"
+        eff_at_mean, theta = arr(f"{key}_at_mean_interval"), arr("theta")
+        sd_p, sd_c, sigma = arr("sd_patient"), arr("sd_patient_cycle"), arr("sigma")
+        gamma = arr("gamma") if "gamma" in posterior else None
+        total = n_chain * n_draw
+        out = {n: np.empty((total, n_p, n_k)) for n in ("rho", "slope", "z_patient_cycle")}
+        out["z_patient"] = np.empty((total, n_p))
+        loglik = np.empty((total, n_p))
+        bounds = np.flatnonzero(np.diff(p_idx, prepend=-1))  # visits are sorted by patient
+        chunk = max(1, int(2e7 // max(len(p_idx), 1)))
+        for lo in range(0, total, chunk):
+            sl = slice(lo, min(lo + chunk, total))
+            col = (slice(None), None)
+            m = eff_at_mean[sl][:, None, :] + theta[sl][:, None, None] * k["g_dev"][None]
+            if gamma is not None:
+                m = m + (gamma[sl] @ k["x_std"].T)[:, :, None]
+            b0 = beta[sl]
+            fixed = b0[:, :, None] * (1.0 - m) if ratio else b0[:, :, None] + m
+            mu = (alpha[sl][:, p_idx] + b0[:, p_idx] * k["x_pre"]
+                  + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
+            resid = k["y"] - mu
+            b = np.add.reduceat(resid[:, :, None] * k["x_cycle"], bounds, axis=1)
+            c = np.add.reduceat(resid**2, bounds, axis=1)
+            s = -b0 if ratio else np.ones_like(b0)
+            terms = marginal_terms(
+                [b[:, :, j] for j in range(n_k)], c, k["gram"], k["n_visits"], s,
+                sd_p[sl][col], sd_c[sl][col], sigma[sl][col], sqrt=np.sqrt, log=np.log,
+            )
+            eps = rng.standard_normal((n_k + 1, *c.shape))
+            zeta = marginal_draws(terms, sigma[sl][col], eps)
+            z_cyc = np.stack(zeta[:n_k], axis=-1)
+            dev = sd_p[sl][:, None, None] * zeta[n_k][:, :, None] + sd_c[sl][:, None, None] * z_cyc
+            if ratio:
+                slope, rho = fixed - b0[:, :, None] * dev, m + dev
+            else:
+                slope, rho = fixed + dev, (m + dev) / np.abs(b0)[:, :, None]
+            out["rho"][sl] = np.where(has, rho, np.nan)
+            out["slope"][sl] = np.where(has, slope, np.nan)
+            out["z_patient_cycle"][sl] = z_cyc
+            out["z_patient"][sl] = zeta[n_k]
+            loglik[sl] = terms.logp
+        coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+                  "patient": self.design["patient"].values, "cycle": self.design["cycle"].values}
+        dims = ("chain", "draw", "patient", "cycle")
+        effects = xr.Dataset(
+            {n: (dims, v.reshape(n_chain, n_draw, n_p, n_k)) for n, v in out.items()
+             if n != "z_patient"}
+            | {"z_patient": (dims[:3], out["z_patient"].reshape(n_chain, n_draw, n_p))},
+            coords=coords,
+        )
+        ll = xr.DataArray(loglik.reshape(n_chain, n_draw, n_p), dims=dims[:3],
+                          coords={c: coords[c] for c in dims[:3]}, name="y")
+        return effects, ll
 
     def initial_values(self) -> dict[str, np.ndarray]:
         """Starting values: each patient's least-squares run-in fit, shrunk where it is missing.
@@ -359,3 +475,17 @@ def design_weights(design: xr.Dataset) -> xr.DataArray:
         w = design["has_cycle"].sum("patient").astype(float)
     return w / w.sum()
 
+
+def _choose_effects(effects: str | None, likelihood: str, censored: bool, jump: bool) -> str:
+    """Integrate the slowing effects out when the likelihood allows it (Normal, uncensored)."""
+    exact = likelihood == "normal" and not censored and not jump
+    if effects is None:
+        return "marginal" if exact else "latent"
+    if effects not in ("marginal", "latent"):
+        raise ValueError(f"effects must be 'marginal' or 'latent', not {effects!r}.")
+    if effects == "marginal" and not exact:
+        raise ValueError(
+            "effects='marginal' needs the Normal likelihood without censoring or jumps; "
+            "use effects='latent' (the default for these options)."
+        )
+    return effects

@@ -60,7 +60,9 @@ class Prior:
 
     def __init__(self, dist: str, **params: float):
         if dist not in PRIOR_DISTS:
-            raise ValueError(f"unknown prior distribution {dist!r}; use one of {list(PRIOR_DISTS)}.")
+            raise ValueError(
+                f"unknown prior distribution {dist!r}; use one of {list(PRIOR_DISTS)}."
+            )
         allowed = PRIOR_DISTS[dist]
         bad = [k for k in params if k not in allowed]
         missing = [k for k in allowed if k not in params]
