@@ -1,0 +1,218 @@
+"""Posterior predictions: mean trajectories and replicated scores, pure functions of a fit.
+
+Every function takes a fit's ``xarray.DataTree`` (``FitResult.idata``; groups ``posterior``
+and ``design``) and returns labelled xarray or pandas objects. The mean score of patient i at
+month t (months since the patient's first injection; for an untreated patient, since the last
+visit) is the model's piecewise-linear mean::
+
+    mu_i(t) = alpha_i + beta_i0 * min(t, 0) + sum_k beta_ik * clip(t - tau_ik, 0, L_ik)
+              [+ sum_k J_ik * 1(t >= tau_ik)   when the model has acute jumps]
+
+in outcome units (ALSFRS-R points). Beyond the patient's last visit the last cycle is open-ended
+(its slope continues), which leaves the mean at every observed month unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "BAND_PROBS",
+    "predictive_scores",
+    "trajectory_bands",
+    "trajectory_draws",
+    "visit_mean_draws",
+]
+
+SAMPLE = ("chain", "draw")
+#: Quantiles of the trajectory bands: the 95% and 50% equal-tailed intervals.
+BAND_PROBS = (0.025, 0.25, 0.75, 0.975)
+_N_GRID = 100
+
+
+def _posterior(idata: xr.DataTree) -> xr.Dataset:
+    return idata["posterior"].to_dataset()
+
+
+def _design(idata: xr.DataTree) -> xr.Dataset:
+    return idata["design"].to_dataset()
+
+
+def _patient_label(design: xr.Dataset, patient: str) -> str:
+    ids = [str(p) for p in design["patient"].values]
+    if str(patient) not in ids:
+        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
+        raise ValueError(f"unknown patient {patient!r}; the fit has patients {shown}.")
+    return str(patient)
+
+
+def _month_grid(design: xr.Dataset, patient: str) -> np.ndarray:
+    """~100 evenly spaced months from the first to the last visit, plus the injection months."""
+    pos = int(np.flatnonzero(design["patient"].values == patient)[0])
+    t = design["month"].values[design["patient_index"].values == pos]
+    tau = design["injection_month"].sel(patient=patient).values
+    tau = tau[np.isfinite(tau) & (tau >= t.min()) & (tau <= t.max())]
+    return np.unique(np.concatenate([np.linspace(t.min(), t.max(), _N_GRID), tau]))
+
+
+def trajectory_draws(
+    idata: xr.DataTree, patient: str, months: Sequence[float] | np.ndarray | None = None
+) -> xr.DataArray:
+    """Posterior draws of a patient's mean score mu_i(t) on a grid of months.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A fit's DataTree (``FitResult.idata``) with groups ``posterior`` and ``design``.
+    patient : str
+        Patient id (a label of the ``patient`` dimension).
+    months : array-like of float, optional
+        Months since the patient's first injection (for an untreated patient: since the last
+        visit) at which to evaluate the mean. Default: 100 evenly spaced months from the
+        patient's first to last visit, plus the injection months, so that the kinks of the
+        broken stick fall on the grid.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``chain``, ``draw``, ``month`` (coordinate: months); the mean score in outcome
+        units (points for ALSFRS-R), without visit-to-visit noise. Beyond the last visit the
+        last cycle's slope continues.
+
+    Raises
+    ------
+    ValueError
+        If ``patient`` is not in the fit or ``months`` is empty or not finite.
+    """
+    d = _design(idata)
+    post = _posterior(idata)
+    p = _patient_label(d, patient)
+    grid = _month_grid(d, p) if months is None else np.asarray(months, dtype=float).ravel()
+    if grid.size == 0 or not np.all(np.isfinite(grid)):
+        raise ValueError("months must be a non-empty sequence of finite numbers (months).")
+    t = xr.DataArray(grid, dims="month", coords={"month": grid})
+
+    mu = post["alpha"].sel(patient=p) + post["beta_pre"].sel(patient=p) * np.minimum(t, 0.0)
+    has = d["has_cycle"].sel(patient=p)
+    if has.any():
+        tau = d["injection_month"].sel(patient=p)
+        last = d["cycle"] == d["cycle"].values[has.values][-1]
+        length = d["cycle_length"].sel(patient=p).where(~last, np.inf)
+        exposure = (t - tau).clip(0.0, length).where(has, 0.0)
+        mu = mu + (post["slope"].sel(patient=p).where(has, 0.0) * exposure).sum("cycle")
+        if "jump_patient" in post:
+            after = (t >= tau).where(has, False).astype(float)
+            mu = mu + (post["jump_patient"].sel(patient=p).where(has, 0.0) * after).sum("cycle")
+    mu = mu.drop_vars("patient", errors="ignore").transpose(*SAMPLE, "month")
+    mu.name = "mu"
+    mu.attrs = {"patient": p, "units": "outcome units (ALSFRS-R points)",
+                "month_units": "months since the patient's first injection"}
+    return mu
+
+
+def trajectory_bands(
+    idata: xr.DataTree, patient: str, months: Sequence[float] | np.ndarray | None = None
+) -> pd.DataFrame:
+    """Posterior mean and 50% / 95% bands of a patient's mean score over time.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A fit's DataTree (``FitResult.idata``).
+    patient : str
+        Patient id.
+    months : array-like of float, optional
+        Months since the patient's first injection; see :func:`trajectory_draws`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per month: ``month``, ``mean`` and the equal-tailed quantiles ``ci_2.5``,
+        ``ci_25``, ``ci_75``, ``ci_97.5`` of mu_i(t), all in outcome units (ALSFRS-R points).
+    """
+    draws = trajectory_draws(idata, patient, months)
+    q = draws.quantile(list(BAND_PROBS), SAMPLE)
+    out = pd.DataFrame({"month": draws["month"].values, "mean": draws.mean(SAMPLE).values})
+    for prob in BAND_PROBS:
+        out[f"ci_{100 * prob:g}"] = q.sel(quantile=prob).values
+    return out
+
+
+def visit_mean_draws(idata: xr.DataTree) -> xr.DataArray:
+    """Posterior draws of the mean score mu at every observed visit.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A fit's DataTree (``FitResult.idata``).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``chain``, ``draw``, ``visit``: the model's mean score (outcome units, ALSFRS-R
+        points) at each visit of the design, the location of the likelihood.
+    """
+    d = _design(idata)
+    post = _posterior(idata)
+    idx = d["patient_index"]
+    has = d["has_cycle"]
+    mu = post["alpha"].isel(patient=idx) + post["beta_pre"].isel(patient=idx) * d["x_pre"]
+    for k in d["cycle"].values:
+        slope = post["slope"].sel(cycle=k).where(has.sel(cycle=k), 0.0)
+        mu = mu + slope.isel(patient=idx) * d["x_cycle"].sel(cycle=k)
+        if "jump_patient" in post:
+            jump = post["jump_patient"].sel(cycle=k).where(has.sel(cycle=k), 0.0)
+            mu = mu + jump.isel(patient=idx) * d["x_jump"].sel(cycle=k)
+    mu = mu.drop_vars(["patient", "cycle"], errors="ignore").transpose(*SAMPLE, "visit")
+    mu.name = "mu"
+    mu.attrs = {"units": "outcome units (ALSFRS-R points)"}
+    return mu
+
+
+def predictive_scores(
+    idata: xr.DataTree,
+    random_seed: int | np.random.Generator,
+    *,
+    censor_bounds: tuple[float | None, float | None] | None = None,
+) -> xr.DataArray:
+    """Replicated scores y_rep at the observed visits, one per posterior draw.
+
+    y_rep ~ Normal(mu, sigma), or Student-t(nu, mu, sigma) when the posterior has ``nu``, with
+    mu from :func:`visit_mean_draws`.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A fit's DataTree (``FitResult.idata``).
+    random_seed : int or numpy.random.Generator
+        Seed (or generator) of the noise: the same seed gives identical replicates.
+    censor_bounds : (float or None, float or None), optional
+        Floor and ceiling of the scale (0 and 48 for ALSFRS-R) when the model was fitted with
+        ``censored=True``: replicates beyond them are set to the bound, as censored scores are
+        recorded. ``None`` (default) leaves them unbounded.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``y_rep`` with dims ``chain``, ``draw``, ``visit``, in outcome units (ALSFRS-R points).
+    """
+    rng = np.random.default_rng(random_seed)
+    post = _posterior(idata)
+    mu = visit_mean_draws(idata)
+    sigma = post["sigma"].broadcast_like(mu).values
+    if "nu" in post:
+        noise = rng.standard_t(post["nu"].broadcast_like(mu).values)
+    else:
+        noise = rng.standard_normal(mu.shape)
+    y = mu.values + sigma * noise
+    if censor_bounds is not None:
+        lo, hi = censor_bounds
+        y = np.clip(y, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    out = mu.copy(data=y)
+    out.name = "y_rep"
+    out.attrs = {"units": "outcome units (ALSFRS-R points)"}
+    return out
