@@ -1,0 +1,563 @@
+"""A self-contained HTML report of a fit, its publication tables and manuscript paragraphs.
+
+:func:`write_report` writes ``report.html`` (figures embedded as base64 PNG, no external files),
+the tables of :mod:`slopeshift.tables` as CSV, Markdown and LaTeX, and the generated methods and
+results paragraphs as plain text. Presentation only: every number comes from the fit's
+summary tables, :mod:`slopeshift.tables`, :mod:`slopeshift.plots` and the fit's diagnostics.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import platform
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from slopeshift import plots
+from slopeshift.data import DAYS_PER_MONTH
+from slopeshift.fit import ESS_MIN, RHAT_MAX
+from slopeshift.priors import Prior
+from slopeshift.summaries import CAVEAT
+from slopeshift.tables import (
+    cycle_table,
+    export_table,
+    format_number,
+    format_probability,
+    interval_table,
+    patient_table,
+    population_table,
+    responder_counts,
+)
+
+if TYPE_CHECKING:
+    from slopeshift.fit import FitResult
+
+__all__ = ["PACKAGES", "methods_paragraph", "results_paragraph", "software_versions",
+           "write_report"]
+
+#: Packages whose versions the report and the methods paragraph cite.
+PACKAGES = ("slopeshift", "pymc", "pytensor", "arviz", "nutpie", "numpy")
+_DISPLAY = {"slopeshift": "slopeshift", "pymc": "PyMC", "pytensor": "PyTensor",
+            "arviz": "ArviZ", "nutpie": "nutpie", "numpy": "NumPy"}
+_SAMPLERS = {
+    "nutpie": "the No-U-Turn sampler (NUTS) as implemented in nutpie",
+    "pymc": "PyMC's No-U-Turn sampler (NUTS)",
+    "numpyro": "NumPyro's No-U-Turn sampler (NUTS)",
+}
+_PRIOR_LABELS = {
+    "mu_alpha": "population mean score at the first injection",
+    "sd_alpha": "its between-patient SD",
+    "mu_beta": "population mean run-in slope (per month)",
+    "sd_beta": "its between-patient SD",
+    "rho_cycle": "population slowing in each cycle",
+    "delta_cycle": "population change of slope in each cycle (per month)",
+    "sd_patient": "SD of the patients' own responsiveness",
+    "sd_patient_cycle": "SD of cycle-to-cycle variation within a patient",
+    "theta": "interval effect (per month of interval)",
+    "gamma": "effect of one SD of each patient covariate",
+    "sigma": "residual SD",
+    "nu": "Student-t degrees of freedom",
+    "jump": "mean acute change at an injection",
+    "sd_jump": "its between-patient SD",
+}
+#: Above this many patients the report leaves the per-patient forest plot out.
+_MAX_FOREST = 200
+
+
+# ---------------------------------------------------------------------- text
+def software_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str]:
+    """Installed versions of Python and ``packages``.
+
+    Parameters
+    ----------
+    packages : sequence of str, default :data:`PACKAGES`
+        Distribution names (as given to ``pip``).
+
+    Returns
+    -------
+    dict of str to str
+        ``{"python": "3.12.x", name: version or "not installed", ...}``.
+    """
+    out = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _prior_text(spec: dict) -> str:
+    prior = Prior.from_value(spec)
+    return f"{prior.dist}({', '.join(f'{v:.3g}' for v in prior.params.values())})"
+
+
+def _used_priors(config: dict) -> list[str]:
+    effect = "rho_cycle" if config["parameterization"] == "ratio" else "delta_cycle"
+    keys = ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
+            "sd_patient_cycle", "theta"]
+    if config.get("covariates"):
+        keys.append("gamma")
+    keys.append("sigma")
+    if config.get("likelihood") == "student_t":
+        keys.append("nu")
+    if config.get("jump"):
+        keys += ["jump", "sd_jump"]
+    return [k for k in keys if k in config["priors"]]
+
+
+def _interval_phrase(config: dict) -> str:
+    interval = config.get("interval", "cycle_length")
+    if interval == "cycle_length":
+        return "the months from an injection to the next, i.e. the cycle length"
+    if interval == "since_previous":
+        return "the months since the previous injection"
+    return f"the per-injection covariate '{interval}'"
+
+
+def _p_phrase(label: str, p: float) -> str:
+    text = format_probability(p, 2)
+    if text[0] in "<>":
+        return f"{label} {text[0]} {text[1:]}"
+    return f"{label} = {text}"
+
+
+def _pct_ci(row: pd.Series) -> str:
+    return (f"{format_number(100 * row['mean'])}% (95% CrI {format_number(100 * row['ci_2.5'])}"
+            f" to {format_number(100 * row['ci_97.5'])})")
+
+
+def _diagnostic_phrase(fit: FitResult) -> tuple[bool, str]:
+    a = fit.diagnostics().attrs
+    numbers = (f"maximum R-hat {a['max_r_hat']:.3f}, minimum bulk and tail ESS "
+               f"{a['min_ess_bulk']:.0f} and {a['min_ess_tail']:.0f}, {a['divergences']} "
+               f"divergent transition{'s' if a['divergences'] != 1 else ''} of {a['draws']}")
+    return bool(a["ok"]), numbers
+
+
+def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
+    """A methods paragraph for a manuscript, generated from the fit's configuration.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted model.
+    threshold : float, default 0.25
+        Responder threshold as a fraction of the pre-treatment rate (0.25 = 25% slower).
+
+    Returns
+    -------
+    str
+        Plain English: the model, priors, sampler settings and seed, convergence criteria
+        and whether they were met, the responder definition, and the versions of slopeshift,
+        PyMC, PyTensor, ArviZ, nutpie and NumPy; it states that slowing is relative to each
+        patient's own run-in.
+    """
+    cfg = fit.config
+    spec = fit.data.spec
+    info = fit.fit_info
+    pct = f"{100 * threshold:g}%"
+    ratio = cfg["parameterization"] == "ratio"
+    s = [
+        f"{spec.label} scores ({spec.unit}) were analysed with a Bayesian hierarchical "
+        "piecewise-linear (broken-stick) model. Time was measured in months since each "
+        f"patient's first injection (1 month = {DAYS_PER_MONTH} days). Each patient had an "
+        "expected score at the first injection and a pre-treatment (run-in) slope, both drawn "
+        "from population normal distributions, and a slope in each treatment cycle, a cycle "
+        "running from one injection to the next (the last to the patient's last visit)."
+    ]
+    if ratio:
+        s.append("The slope in cycle k of patient i was the run-in slope multiplied by "
+                 "(1 \u2212 \u03c1_ik), so that \u03c1_ik is the fractional slowing of decline "
+                 "relative to the patient's own run-in (0, no change; 0.25, 25% slower decline; "
+                 "1, decline halted).")
+    else:
+        s.append("The slope in cycle k of patient i was the run-in slope plus a change "
+                 f"\u03b4_ik ({spec.unit}/month); the slowing \u03c1_ik was derived as \u03b4_ik "
+                 "divided by the absolute run-in slope, relative to the patient's own run-in.")
+    sym = "\u03c1" if ratio else "\u03b4"
+    cov = cfg.get("covariates") or []
+    named = cfg.get("interval", "cycle_length") in ("cycle_length", "since_previous")
+    ref = f"{cfg['interval_ref']:g}{' months' if named else ''}"
+    s.append(
+        f"The model for {sym}_ik was {sym}_ik = {sym}_k + \u03b8 (g_ik \u2212 "
+        f"{cfg['interval_ref']:g}) + u_i + e_ik"
+        f"{' + \u03b3\u1d40x_i' if cov else ''}, where {sym}_k is the population value in "
+        f"cycle k at the reference interval of {ref}, \u03b8 the change per unit of the "
+        f"injection interval g_ik ({_interval_phrase(cfg)}), "
+        + (f"\u03b3 the effects of the standardised patient covariates x_i "
+           f"({', '.join(cov)}), " if cov else "")
+        + "u_i the patient's own responsiveness and e_ik its cycle-to-cycle variation, both "
+        "normal with mean 0 and estimated SDs."
+    )
+    if cfg.get("effects") == "marginal":
+        s.append("For sampling, u_i and e_ik were integrated out of the likelihood exactly "
+                 "(they enter the scores linearly with normal priors); for every posterior draw "
+                 "they were then drawn from their exact conditional posterior.")
+    if cfg.get("jump"):
+        s.append("An acute change of score at each injection was also estimated.")
+    resid = ("Student-t residuals (robust to outlying scores)"
+             if cfg.get("likelihood") == "student_t" else "normal residuals")
+    if cfg.get("censored"):
+        lo, hi = spec.censor_bounds
+        bounds = " and ".join(f"{b:g}" for b in (lo, hi) if b is not None)
+        resid += f", censored at the limits of the scale ({bounds})"
+    s.append(f"Scores were modelled with {resid}.")
+    priors = "; ".join(f"{_PRIOR_LABELS.get(k, k)} {_prior_text(cfg['priors'][k])}"
+                       for k in _used_priors(cfg))
+    s.append(f"Priors were: {priors}.")
+    target = info.get("target_accept")
+    s.append(
+        f"The posterior was sampled with {_SAMPLERS.get(info['sampler'], info['sampler'])}: "
+        f"{info['chains']} chains of {info['draws']} draws after {info['tune']} tuning steps "
+        f"each, random seed {info['random_seed']}"
+        f"{f', target acceptance {target:g}' if target is not None else ''}."
+    )
+    ok, numbers = _diagnostic_phrase(fit)
+    s.append(
+        f"Convergence was assessed by the rank-normalised R-hat (criterion \u2264 {RHAT_MAX}), "
+        f"bulk and tail effective sample sizes (ESS \u2265 {ESS_MIN}) and divergent "
+        f"transitions (none allowed); "
+        + (f"all criteria were met ({numbers})." if ok else
+           f"the criteria were NOT met ({numbers}), so the results are provisional.")
+    )
+    s.append(
+        "A patient's overall slowing was the cycle slowings weighted by the months of each "
+        f"observed cycle; a patient (or a patient-cycle) was a responder when the slowing "
+        f"exceeded {pct}, and the number of responders was summarised by its posterior "
+        "distribution (median and 95% interval). Patients never injected informed the run-in "
+        "slopes but were excluded from every responder count. The population slowing over all "
+        "cycles averaged the cycle values weighted by the patient-months observed in each. "
+        "Estimates are posterior means with 95% equal-tailed credible intervals (CrI)."
+    )
+    v = software_versions()
+    cited = ", ".join(f"{_DISPLAY[k]} {v[k]}" for k in PACKAGES[1:])
+    s.append(f"Analyses used slopeshift {v['slopeshift']} ({cited}) on Python {v['python']}.")
+    s.append("Without a control arm, slowing is relative to each patient's own run-in.")
+    return " ".join(s)
+
+
+def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
+    """A results paragraph for a manuscript, generated from the fit's summary tables.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted model.
+    threshold : float, default 0.25
+        Responder threshold as a fraction of the pre-treatment rate (0.25 = 25% slower).
+
+    Returns
+    -------
+    str
+        Plain English: the data, population slowing over all cycles and per cycle (percent of
+        the pre-treatment rate, 95% CrI), responders per cycle ("15/19") and overall, the
+        interval effect, a new patient's predictive slowing, whether the diagnostics were in
+        bounds, and the caveat that without a control arm slowing is relative to each
+        patient's own run-in (:data:`slopeshift.summaries.CAVEAT`).
+    """
+    c = float(threshold)
+    pct = f"{100 * c:g}%"
+    pcol = f"p_gt_{c:g}"
+    o = fit.data.overview()
+    pop = fit.population(c).set_index("quantity")
+    counts = responder_counts(fit, c).set_index("scope")
+    cycles = fit.cycles(c)
+    theta = fit.interval_effect(c).iloc[0]
+    s = [
+        f"{o['patients']} patients contributed {o['visits']} visits (mean run-in "
+        f"{o['mean_runin_months']:.1f} months); {o['treated']} received {o['injections']} "
+        f"injections (up to {o['max_cycles']} per patient)"
+        + (f", and {o['untreated']} never received an injection and informed only the run-in "
+           "slopes." if o["untreated"] else ".")
+    ]
+    bar = pop.loc["rho_bar"]
+    s.append(
+        f"Relative to the run-in, decline slowed by {_pct_ci(bar)} over all cycles "
+        f"({_p_phrase('P(slowing > 0)', bar['p_gt_0'])}; "
+        f"{_p_phrase(f'P(slowing > {pct})', bar[pcol])})."
+    )
+    per = []
+    resp = []
+    for k in cycles["cycle"]:
+        per.append(f"{_pct_ci(pop.loc[f'rho_cycle[{k}]'])} in cycle {k}")
+        r = counts.loc[f"cycle {k}"]
+        resp.append(f"{r['label']} (95% CrI {r['ci_2.5']} to {r['ci_97.5']}) in cycle {k}")
+    s.append(f"Population slowing was {'; '.join(per)}.")
+    s.append(f"The posterior median numbers of responders (slowing > {pct}) among the patients "
+             f"evaluable in each cycle were {'; '.join(resp)}.")
+    r = counts.loc["overall"]
+    s.append(f"Over all cycles, {r['median']} of {r['n_evaluable']} evaluable patients (95% CrI "
+             f"{r['ci_2.5']} to {r['ci_97.5']}) had an overall slowing above {pct}.")
+    unit = ("month of injection interval" if fit.config.get("interval", "cycle_length") in
+            ("cycle_length", "since_previous") else "unit of the interval covariate")
+    s.append(
+        f"Each extra {unit} changed the population slowing by "
+        f"{format_number(100 * theta['mean'])} percentage points (95% CrI "
+        f"{format_number(100 * theta['ci_2.5'])} to {format_number(100 * theta['ci_97.5'])}; "
+        f"{_p_phrase('P(\u03b8 < 0)', theta['p_lt_0'])})."
+    )
+    new = pop.loc["new_patient"]
+    s.append(f"A new patient's predicted slowing was {_pct_ci(new)}, with probability "
+             f"{format_probability(new[pcol])} of exceeding {pct}.")
+    ok, numbers = _diagnostic_phrase(fit)
+    s.append("Sampling diagnostics were within bounds." if ok else
+             f"Sampling diagnostics were out of bounds ({numbers}); these numbers are "
+             "provisional.")
+    s.append(CAVEAT)
+    return " ".join(s)
+
+
+# ---------------------------------------------------------------------- html
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; max-width: 1100px;
+       margin: 2em auto; padding: 0 1em; color: #111; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #ddd; text-align: left; }
+th { border-bottom: 2px solid #333; }
+.caveat { background: #fff4e0; border-left: 4px solid #E69F00; padding: .6em 1em; }
+.bad { background: #fde8e0; border-left: 4px solid #D55E00; padding: .6em 1em; }
+.good { background: #e6f4ef; border-left: 4px solid #009E73; padding: .6em 1em; }
+.note { font-size: .85em; color: #444; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; }
+figcaption { font-size: .9em; color: #333; }
+.paragraph { background: #f6f6f6; padding: .8em 1em; }
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _html_table(df: pd.DataFrame, index: bool = False) -> str:
+    frame = df.reset_index() if index else df
+    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc('' if pd.isna(v) else v)}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _png(fig: Figure, dpi: int) -> str:
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure_html(title: str, caption: str, data: str) -> str:
+    return (f"<figure><img alt=\"{_esc(title)}\" src=\"data:image/png;base64,{data}\">"
+            f"<figcaption><strong>{_esc(title)}.</strong> {_esc(caption)}</figcaption></figure>")
+
+
+def _diagnostics_html(fit: FitResult) -> str:
+    diag = fit.diagnostics()
+    a = diag.attrs
+    shown = pd.DataFrame({
+        "parameter": diag.index,
+        "max R-hat": [f"{v:.3f}" for v in diag["r_hat"]],
+        "min bulk ESS": [f"{v:.0f}" for v in diag["ess_bulk"]],
+        "min tail ESS": [f"{v:.0f}" for v in diag["ess_tail"]],
+        "within bounds": ["yes" if v else "NO" for v in diag["ok"]],
+    })
+    _, numbers = _diagnostic_phrase(fit)
+    criteria = (f"R-hat \u2264 {RHAT_MAX}, bulk and tail ESS \u2265 {ESS_MIN}, no divergent "
+                "transitions")
+    verdict = (f"<p class=\"good\"><strong>Diagnostics healthy</strong> ({_esc(criteria)}): "
+               f"{_esc(numbers)}.</p>" if a["ok"] else
+               f"<p class=\"bad\"><strong>Diagnostics OUT OF BOUNDS</strong> ({_esc(criteria)}):"
+               f" {_esc(numbers)}. Refit with more tuning and draws (and target_accept=0.95 "
+               "if there are divergences) before citing any number.</p>")
+    info = fit.fit_info
+    settings = pd.DataFrame({
+        "setting": ["sampler", "chains", "draws per chain", "tuning steps per chain",
+                    "random seed", "target acceptance", "wall time (s)"],
+        "value": [info["sampler"], info["chains"], info["draws"], info["tune"],
+                  info["random_seed"],
+                  "default" if info.get("target_accept") is None else info["target_accept"],
+                  info.get("wall_seconds", "")],
+    })
+    return verdict + _html_table(settings) + _html_table(shown)
+
+
+def _model_html(fit: FitResult) -> str:
+    cfg = fit.config
+    options = pd.DataFrame({
+        "option": [k for k in cfg if k != "priors"],
+        "value": [", ".join(v) if isinstance(v, list) else v
+                  for k, v in cfg.items() if k != "priors"],
+    })
+    options["value"] = [v if v != "" else "none" for v in options["value"]]
+    used = _used_priors(cfg)
+    priors = pd.DataFrame({
+        "parameter": used,
+        "meaning": [_PRIOR_LABELS.get(k, "") for k in used],
+        "prior": [repr(Prior.from_value(cfg["priors"][k])) for k in used],
+    })
+    return _html_table(options) + _html_table(priors)
+
+
+def _data_html(fit: FitResult) -> str:
+    o = fit.data.overview()
+    rows = pd.DataFrame({
+        "": ["patients", "treated", "untreated", "visits", "injections",
+             "most injections per patient", "mean run-in (months)"],
+        "value": [o["patients"], o["treated"], o["untreated"], o["visits"], o["injections"],
+                  o["max_cycles"], f"{o['mean_runin_months']:.1f}"],
+    })
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in fit.data.notes)
+    return _html_table(rows) + (f"<ul class=\"note\">{notes}</ul>" if notes else "")
+
+
+def write_report(
+    fit: FitResult,
+    out_dir: str | Path,
+    threshold: float = 0.25,
+    *,
+    random_seed: int = 0,
+    max_patients: int = 24,
+    dpi: int = 110,
+) -> Path:
+    """Write a self-contained HTML report of a fit, with its tables, into a folder.
+
+    The report holds: the caveat, a data overview, the model and its priors, sampler settings
+    and the diagnostics verdict (R-hat <= 1.01, ESS >= 400, no divergence), generated methods
+    and results paragraphs, the publication tables, and the figures (embedded PNG): patient
+    trajectories, per-patient slowing, per-cycle slowing, responders, interval effect, trace
+    and posterior predictive check.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted model.
+    out_dir : str or Path
+        Folder to write into (created if needed).
+    threshold : float, default 0.25
+        Responder threshold as a fraction of the pre-treatment rate (0.25 = 25% slower).
+    random_seed : int, default 0
+        Seed of the replicated scores of the posterior predictive check.
+    max_patients : int, default 24
+        Patients drawn in the trajectory figure (the first ones, in id order).
+    dpi : int, default 110
+        Resolution of the embedded figures (dots per inch).
+
+    Returns
+    -------
+    Path
+        ``out_dir / "report.html"``. Next to it: ``population``, ``cycles``, ``interval`` and
+        ``patients`` tables as ``.csv``, ``.md`` and ``.tex`` (booktabs), and ``methods.txt``
+        and ``results.txt`` (the paragraphs).
+    """
+    if max_patients < 1:
+        raise ValueError(f"max_patients must be at least 1, not {max_patients}.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    c = float(threshold)
+    pct = f"{100 * c:g}%"
+    spec = fit.data.spec
+
+    tables: list[tuple[str, str, pd.DataFrame]] = [
+        ("population", "Population slowing of decline", population_table(fit, c)),
+        ("cycles", "Slowing and responders per treatment cycle", cycle_table(fit, c)),
+        ("interval", "Effect of the injection interval", interval_table(fit, c)),
+        ("patients", "Per-patient pre-treatment slope and overall slowing",
+         patient_table(fit, c)),
+    ]
+    table_parts = []
+    for i, (name, caption, df) in enumerate(tables, start=1):
+        for ext in ("csv", "md", "tex"):
+            export_table(df, out / f"{name}.{ext}", caption=caption, label=f"tab:{name}")
+        links = " ".join(f"<a href=\"{name}.{ext}\">{ext.upper()}</a>" for ext in
+                         ("csv", "md", "tex"))
+        table_parts.append(
+            f"<h3>Table {i}. {_esc(caption)}</h3>{_html_table(df)}"
+            f"<p class=\"note\">{_esc(df.attrs.get('note', ''))} Files: {links}</p>")
+
+    ids = [str(p) for p in fit.design["patient"].values]
+    shown = ids[:max_patients]
+    traj_caption = (
+        f"Observed {spec.label} scores (points), posterior mean trajectory (line) with 50% and "
+        "95% bands, and injections (dashed lines); months since each patient's first injection"
+        " (untreated patients: since their last visit)."
+        + (f" The first {len(shown)} of {len(ids)} patients are shown." if len(shown) < len(ids)
+           else "")
+    )
+    figures: list[tuple[str, str, Callable[[], Figure]]] = [
+        ("Patient trajectories", traj_caption, lambda: plots.plot_trajectories(fit, shown)),
+        ("Slowing per cycle",
+         f"Population slowing per cycle (mean, 95% interval) and each patient's posterior mean "
+         f"slowing in the cycle, % of the pre-treatment rate; above: posterior median number "
+         f"of responders (slowing > {pct}) / patients evaluable in the cycle.",
+         lambda: plots.plot_cycles(fit, c)),
+        ("Number of responders",
+         f"Posterior distribution of the number of patients whose overall slowing exceeds "
+         f"{pct}: P(R = r) (bars) and P(R \u2265 r) (line).",
+         lambda: plots.plot_responders(fit, c)),
+        ("Injection interval",
+         "Predicted population slowing (% of the pre-treatment rate) against the injection "
+         "interval, with its 95% band; ticks: intervals of the observed cycles.",
+         lambda: plots.plot_interval_effect(fit, threshold=c)),
+        ("Posterior predictive check",
+         "Empirical distribution of the observed scores against scores replicated from the "
+         "posterior (ECDF, left; histogram, right).",
+         lambda: plots.plot_ppc(fit, random_seed=random_seed)),
+        ("Sampler traces",
+         "Per-chain distributions (left) and traces (right) of the population parameters; "
+         "chains should overlap and look like stationary noise.",
+         lambda: plots.plot_trace(fit)),
+    ]
+    if len(ids) <= _MAX_FOREST:
+        figures.insert(1, (
+            "Slowing per patient",
+            f"Overall slowing of each treated patient (mean and 95% interval, % of the "
+            f"pre-treatment rate), ordered; right: P(slowing > {pct}). Untreated and not-"
+            "evaluable patients are listed apart and count in no responder total.",
+            lambda: plots.plot_patient_forest(fit, c)))
+    figure_parts = [
+        _figure_html(f"Figure {i}. {title}", caption, _png(make(), dpi))
+        for i, (title, caption, make) in enumerate(figures, start=1)
+    ]
+    if len(ids) > _MAX_FOREST:
+        figure_parts.append(f"<p class=\"note\">The per-patient slowing figure is left out for "
+                            f"{len(ids)} patients; see the patients table.</p>")
+
+    methods = methods_paragraph(fit, c)
+    results = results_paragraph(fit, c)
+    (out / "methods.txt").write_text(methods + "\n", encoding="utf-8")
+    (out / "results.txt").write_text(results + "\n", encoding="utf-8")
+    versions = software_versions()
+    version_table = pd.DataFrame({"package": list(versions), "version": list(versions.values())})
+
+    title = f"slopeshift report: {spec.label}"
+    body = [
+        f"<h1>{_esc(title)}</h1>",
+        f"<p class=\"caveat\"><strong>Caveat.</strong> {_esc(CAVEAT)}</p>",
+        "<h2>1. Data</h2>", _data_html(fit),
+        "<h2>2. Model and priors</h2>", _model_html(fit),
+        "<h2>3. Sampling and diagnostics</h2>", _diagnostics_html(fit),
+        "<h2>4. Methods (for a manuscript)</h2>",
+        f"<p class=\"paragraph\" id=\"methods\">{_esc(methods)}</p>",
+        "<h2>5. Results (for a manuscript)</h2>",
+        f"<p class=\"paragraph\" id=\"results\">{_esc(results)}</p>",
+        "<h2>6. Tables</h2>", *table_parts,
+        "<h2>7. Figures</h2>", *figure_parts,
+        "<h2>8. Software</h2>", _html_table(version_table),
+    ]
+    page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
