@@ -62,7 +62,7 @@ _DEFAULT_TRACE_VARS = (
 )  # fmt: skip
 _MAX_TRACE_ROWS = 40
 #: Injection intervals (months) of :func:`plot_interval_effect`: 3 to 6 in steps of 0.1.
-DEFAULT_INTERVALS: tuple[float, ...] = tuple(float(g) for g in np.linspace(3.0, 6.0, 31))
+DEFAULT_INTERVALS: tuple[float, ...] = tuple(round(float(g), 2) for g in np.linspace(3, 6, 31))
 
 
 # ---------------------------------------------------------------------- helpers
