@@ -1,4 +1,5 @@
-"""Command line: ``slopeshift demo`` and ``slopeshift fit VISITS.csv INJECTIONS.csv --out DIR``.
+"""Command line: ``slopeshift demo``, ``slopeshift fit VISITS.csv INJECTIONS.csv --out DIR`` and
+``slopeshift report FIT.nc --out DIR``.
 
 The CLI only wires the library together: read data, fit, write the fit and the tables, print
 the headline table.
@@ -133,6 +134,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=_thresholds, default=[0.25],
                    help="slowing threshold(s) for responders, e.g. 0.25 or 0.2,0.25")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-report", action="store_true",
+                   help="with --out: skip the HTML report and publication tables")
 
 
 def _fit_and_report(data: TrialData, args, out: Path | None) -> FitResult:
@@ -145,18 +148,31 @@ def _fit_and_report(data: TrialData, args, out: Path | None) -> FitResult:
         path = fit.save(out / "fit.nc")
         write_tables(fit, out, args.threshold)
         print(f"\nWrote the fit ({path}) and tables ({', '.join(TABLES)}) to {out}/")
+        if not args.no_report:
+            _use_agg()
+            html = fit.report(out / "report", args.threshold[0])
+            print(f"Report: {html}")
     print(f"Done in {time.perf_counter() - t0:.0f} s.")
     return fit
 
 
+def _use_agg() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``slopeshift`` command."""
-    ap = argparse.ArgumentParser(prog="slopeshift", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="slopeshift",
+        description="Bayesian analysis of slowing of decline across treatment cycles.",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled simulated example trial")
     _add_fit_options(demo)
     demo.add_argument("--out", type=Path, default=None,
-                      help="also write the fit and tables to this folder")
+                      help="also write the fit, the tables and the HTML report to this folder")
     fit = sub.add_parser("fit", help="fit a trial from CSV files")
     fit.add_argument("visits", type=Path, help="CSV: patient, time, outcome (one row per visit)")
     fit.add_argument("injections", type=Path, help="CSV: patient, time[, cycle]")
@@ -168,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--on-missing", default="raise", choices=["raise", "drop"])
     fit.add_argument("--parameterization", default="ratio", choices=["ratio", "additive"])
     _add_fit_options(fit)
+    rep = sub.add_parser("report", help="HTML report and publication tables of a saved fit")
+    rep.add_argument("fit", type=Path, help="a fit saved by slopeshift (fit.nc)")
+    rep.add_argument("--out", type=Path, required=True, help="folder for the report")
+    rep.add_argument("--threshold", type=float, default=0.25,
+                     help="slowing threshold for responders (default 0.25)")
+    rep.add_argument("--seed", type=int, default=0,
+                     help="seed of the posterior predictive check (default 0)")
     args = ap.parse_args(argv)
 
     warnings.simplefilter("default")
@@ -175,6 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             print("Bundled example: a SIMULATED trial shaped like NCT04821479 (no real patient).")
             _fit_and_report(example_trial(), args, args.out)
+        elif args.command == "report":
+            _use_agg()
+            from slopeshift.report import write_report
+
+            path = write_report(FitResult.load(args.fit), args.out, args.threshold,
+                                random_seed=args.seed)
+            print(f"Wrote {path} and the tables to {args.out}/")
         else:
             data = TrialData.from_csv(
                 args.visits, args.injections, args.patients, outcome=args.outcome,
@@ -182,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 on_missing=args.on_missing,
             )
             _fit_and_report(data, args, args.out)
-    except (DataValidationError, FileNotFoundError) as err:
+    except (DataValidationError, FileNotFoundError, ValueError) as err:
         print(f"slopeshift: {err}", file=sys.stderr)
         return 2
     return 0

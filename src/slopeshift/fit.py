@@ -29,6 +29,8 @@ ESS_MIN = 400
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
 _UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
+# Derived quantities whose convergence is reported beside the sampled parameters.
+_REPORTED = ("sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
 
 
 def _config_hash(config: dict) -> str:
@@ -44,7 +46,7 @@ def sample_model(
     random_seed: int | None,
     sampler: str,
     cores: int | None,
-    target_accept: float | None,
+    target_accept: float,
     progressbar: bool,
     check: bool,
 ) -> FitResult:
@@ -70,12 +72,10 @@ def sample_model(
                 pm_model, initial_points=init, jitter_rvs=jitter
             )
             model._compiled["nutpie"] = compiled
-        kwargs = {} if target_accept is None else {"target_accept": target_accept}
         t1 = time.perf_counter()
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains, seed=seed,
-            save_warmup=False, progress_bar=progressbar,
-            **kwargs,
+            save_warmup=False, progress_bar=progressbar, target_accept=target_accept,
         )
         patch_nutpie_idata(idata, pm_model, sampling_time=time.perf_counter() - t1)
     elif sampler == "pymc":
@@ -90,7 +90,7 @@ def sample_model(
             draws=draws, tune=tune, chains=chains, cores=cores or chains, random_seed=seed,
             initvals=initvals, init="adapt_diag", model=pm_model,
             progressbar=progressbar, nuts_sampler="pymc", compute_convergence_checks=False,
-            **({} if target_accept is None else {"target_accept": target_accept}),
+            target_accept=target_accept,
         )
     else:
         try:
@@ -103,8 +103,7 @@ def sample_model(
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, random_seed=seed, initvals=init,
             model=pm_model, progressbar=progressbar, nuts_sampler="numpyro",
-            compute_convergence_checks=False,
-            **({} if target_accept is None else {"target_accept": target_accept}),
+            compute_convergence_checks=False, target_accept=target_accept,
         )
     if model.marginal:
         # the slowing effects were integrated out: draw them from their exact conditional
@@ -126,7 +125,9 @@ def sample_model(
         "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
         "random_seed": seed, "target_accept": target_accept,
         "wall_seconds": round(elapsed, 2),
-        "free_variables": [rv.name for rv in pm_model.free_RVs],
+        "free_variables": [rv.name for rv in pm_model.free_RVs] + [
+            v for v in _REPORTED if v in pm_model.named_vars
+        ],
     }
     result = FitResult(idata=idata, data=model.data, config=model.to_config(), fit_info=fit_info,
                        design=model.design)
@@ -318,6 +319,35 @@ class FitResult:
         from slopeshift.summaries import interval_table
 
         return interval_table(self.idata, threshold, intervals)
+
+    # ------------------------------------------------------------------ outputs
+    def report(self, out_dir: str | Path, threshold: float = 0.25, **kwargs) -> Path:
+        """Write ``report.html`` (figures embedded) and the publication tables to ``out_dir``.
+
+        See :func:`slopeshift.report.write_report`; returns the path of the HTML file.
+        """
+        from slopeshift.report import write_report
+
+        return write_report(self, out_dir, threshold, **kwargs)
+
+    def trajectory(self, patient: str, months: Sequence[float] | None = None) -> xr.DataArray:
+        """Posterior draws of a patient's mean score (points) at ``months`` (chain, draw, month).
+
+        See :func:`slopeshift.predict.trajectory_draws`.
+        """
+        from slopeshift.predict import trajectory_draws
+
+        return trajectory_draws(self.idata, patient, months)
+
+    def predictive(self, random_seed: int) -> xr.DataArray:
+        """Replicated scores at the observed visits (chain, draw, visit), seeded.
+
+        See :func:`slopeshift.predict.predictive_scores`.
+        """
+        from slopeshift.predict import predictive_scores
+
+        bounds = self.data.spec.censor_bounds if self.config.get("censored") else None
+        return predictive_scores(self.idata, random_seed, censor_bounds=bounds)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:

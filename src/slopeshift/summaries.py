@@ -239,7 +239,8 @@ def cycle_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -
         population slowing rho_k (at the reference interval), ``p_gt_0`` and ``p_gt_<c>``, and
         per threshold ``responders_mean_<c>``, ``responders_median_<c>`` (posterior mean and
         median number of patients with rho_ik > c) and ``responders_ci_<c>`` (95% interval,
-        "lo-hi").
+        "lo-hi"); the median and interval are quantiles of the count (whole numbers: the
+        smallest r with P(R <= r) >= q).
     """
     th = _thresholds(threshold)
     d = _design(idata)
@@ -253,8 +254,9 @@ def cycle_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -
         for k in d["cycle"].values:
             counts = _count_draws(post["rho"].sel(cycle=k) > c, obs.sel(cycle=k), "patient")
             means.append(counts.mean())
-            meds.append(np.median(counts))
-            lo, hi = np.quantile(counts, CI)
+            # quantiles of a count: the smallest r with P(R <= r) >= q, always a whole number
+            med, lo, hi = np.quantile(counts, (0.5, *CI), method="inverted_cdf")
+            meds.append(int(med))
             cis.append(f"{lo:.0f}-{hi:.0f}")
         table[f"responders_mean_{c:g}"] = means
         table[f"responders_median_{c:g}"] = meds
