@@ -747,3 +747,26 @@ def test_overview_without_injections():
     assert np.isnan(ov["mean_runin_months"])
     # every patient is untreated: months relative to the last visit
     assert data.visits.groupby("patient")["month"].max().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_patients_without_visits_are_reported():
+    visits = pd.DataFrame({"patient": ["A", "A", "A", "A"], "time": [-2, -1, 0, 1],
+                           "alsfrs_r": [40, 39, 38, 38]})
+    injections = pd.DataFrame({"patient": ["A"], "time": [0]})
+    patients = pd.DataFrame({"patient": ["A", "Z"], "age": [50, 60]})
+    with pytest.warns(DataWarning, match=r"patient\(s\) Z of patients have no visit"):
+        data = TrialData.from_frames(visits, injections, patients)
+    assert data.patient_ids == ["A"]
+    assert any("Z" in n for n in data.notes)
+
+
+def test_time_zone_aware_dates_are_converted():
+    visits = pd.DataFrame({
+        "patient": ["A", "A", "A"],
+        "time": pd.to_datetime(["2021-01-01", "2021-02-01", "2021-03-01"]).tz_localize("UTC"),
+        "alsfrs_r": [40, 39, 38],
+    })
+    injections = pd.DataFrame({"patient": ["A"],
+                               "time": pd.to_datetime(["2021-02-01"]).tz_localize("UTC")})
+    data = TrialData.from_frames(visits, injections)
+    assert data.visits["month"].tolist() == pytest.approx([-31 / 30.4375, 0.0, 28 / 30.4375])

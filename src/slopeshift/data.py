@@ -368,6 +368,7 @@ class TrialData:
 
         # patients table
         covariates: list[str] = []
+        unused_patients: list[str] = []
         pat_cov = pd.DataFrame(index=pd.Index([], name="patient"))
         if patients is not None:
             pt_tab = _Table(patients.copy(), pname, row_word)
@@ -386,6 +387,9 @@ class TrialData:
                         f"{vt.where(unknown_v['_row'])}: unknown patient id(s) "
                         f"{_rows(pd.unique(unknown_v['patient']))} (not in {pname})."
                     )
+                unvisited = sorted(known - visit_patients)
+                if unvisited:
+                    unused_patients = unvisited
         never = injd.loc[~injd["patient"].isin(visit_patients)]
         if len(never):
             problems.add(
@@ -435,6 +439,11 @@ class TrialData:
         if len(dropped):
             msg = (f"{len(dropped)} visit(s) dropped for a missing {spec.label}: "
                    f"{vt.where(dropped['row'])} (see TrialData.dropped).")
+            warnings.warn(msg, DataWarning, stacklevel=2)
+            notes.append(msg)
+        if unused_patients:
+            msg = (f"patient(s) {_rows(unused_patients)} of {pname} have no visit and were left "
+                   "out of the analysis.")
             warnings.warn(msg, DataWarning, stacklevel=2)
             notes.append(msg)
         untreated = pat.index[~pat["treated"]].tolist()
@@ -581,8 +590,11 @@ def _record_lines(path: Path) -> list[int]:
 
 def _to_months(t: pd.Series, kind: str | None) -> np.ndarray:
     if kind == "date":
+        t = pd.to_datetime(t)
+        if getattr(t.dt, "tz", None) is not None:  # time-zone aware: compare in UTC
+            t = t.dt.tz_convert("UTC").dt.tz_localize(None)
         base = pd.Timestamp("2000-01-01")
-        return ((pd.to_datetime(t) - base) / pd.Timedelta(days=1)).to_numpy(float) / DAYS_PER_MONTH
+        return ((t - base) / pd.Timedelta(days=1)).to_numpy(float) / DAYS_PER_MONTH
     return t.to_numpy(dtype=float)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from slopeshift.data import TrialData
@@ -178,11 +179,13 @@ def _interval_covariate(data, interval, tau, L, has, pos) -> np.ndarray:
             f"interval must be one of {INTERVALS} or a column of the injections table; "
             f"{interval!r} is neither (columns: {list(inj.columns)})."
         )
-    vals = np.asarray(inj[interval], dtype=float)
+    vals = pd.to_numeric(inj[interval], errors="coerce").to_numpy(dtype=float)
     if not np.all(np.isfinite(vals)):
         bad = inj.loc[~np.isfinite(vals), ["patient", "cycle"]]
         cells = ", ".join(f"{p} cycle {k}" for p, k in bad.itertuples(index=False))
-        raise ValueError(f"injections column {interval!r} is missing or not finite for {cells}.")
+        raise ValueError(
+            f"injections column {interval!r} is missing, not a number or not finite for {cells}."
+        )
     g = np.full_like(tau, np.nan)
     for pid, k, v in zip(inj["patient"], inj["cycle"], vals, strict=True):
         g[pos[pid], int(k) - 1] = v

@@ -8,7 +8,8 @@ __all__ = ["ConvergenceWarning", "DataValidationError", "DataWarning", "SlopeShi
 class DataValidationError(ValueError):
     """Input data that cannot be analysed.
 
-    Every problem found is collected before raising, so one error lists all of them.
+    Problems are collected before raising, stage by stage (missing columns first, then values
+    and times, then the structure of the trial), so one error lists every problem of its stage.
 
     Parameters
     ----------
