@@ -20,6 +20,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "Number of responders" in out and "P18      untreated" in out
     assert "relative to each patient's own run-in" in out
     assert (tmp_path / "fit.nc").is_file()
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert f"Report: {tmp_path / 'report' / 'report.html'}" in out
     patients = pd.read_csv(tmp_path / "patients.csv")
     assert len(patients) == 20 and "p_gt_0.25" in patients
 
@@ -34,12 +36,14 @@ def test_fit_from_csv(tmp_path, capsys):
     with pytest.warns(Warning):
         code = main(["fit", str(tmp_path / "v.csv"), str(tmp_path / "i.csv"), "--time-col",
                      "visit_date", "--out", str(tmp_path / "out"), "--threshold", "0.2,0.25",
-                     *QUICK])
+                     "--no-report", *QUICK])
     assert code == 0
     slowing = pd.read_csv(tmp_path / "out" / "slowing.csv")
     assert {"p_gt_0.2", "p_gt_0.25"} <= set(slowing.columns)
     assert set(slowing["patient"]) == {"P01", "P02", "P03", "P04", "P05"}
-    assert "Wrote the fit" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Wrote the fit" in out and "Report:" not in out
+    assert not (tmp_path / "out" / "report").exists()
 
 
 def test_fit_reports_bad_input_without_traceback(tmp_path, capsys):

@@ -23,7 +23,11 @@ def test_datatree_groups_and_labels(small_fit, example_data):
     assert list(post["rho"].coords["patient"].values) == example_data.patient_ids
     assert list(post["rho"].coords["cycle"].values) == [1, 2, 3, 4]
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200
-    assert small_fit.idata["log_likelihood"]["y"].shape == (2, 200, len(example_data.visits))
+    # effects integrated out: the log-likelihood is each patient's marginal density
+    assert small_fit.idata["log_likelihood"]["y"].dims == ("chain", "draw", "patient")
+    assert small_fit.idata["log_likelihood"]["y"].shape == (2, 200, 20)
+    assert small_fit.idata["observed_data"]["y"].shape == (len(example_data.visits),)
+    assert {"rho", "slope", "z_patient", "z_patient_cycle"} <= set(post.data_vars)
 
 
 def test_untreated_patient_has_no_slowing(small_fit):

@@ -59,8 +59,11 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, parameterizati
     p = _point(model, np.random.default_rng(1))
     point = pm_model.initial_point()
     point.update({k: v for k, v in p.items() if not k.startswith(("sd_", "sigma"))})
-    for name in ("sd_patient", "sd_patient_cycle", "sigma"):
-        point[f"{name}_log__"] = np.log(p[name])
+    point["sigma_log__"] = np.log(p["sigma"])
+    total2 = p["sd_patient"] ** 2 + p["sd_patient_cycle"] ** 2  # SDs as total and share
+    point["log_sd_effects"] = np.asarray(0.5 * np.log(total2))
+    share = p["sd_patient"] ** 2 / total2
+    point["logit_patient_share"] = np.asarray(np.log(share / (1 - share)))
     pot = next(v for v in pm_model.potentials if v.name == "y_marginal")
     fn = pm_model.compile_fn(pm_model.replace_rvs_by_values([pot]), inputs=pm_model.value_vars,
                              on_unused_input="ignore")

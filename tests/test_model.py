@@ -177,3 +177,28 @@ def test_initial_values_start_at_runin_least_squares():
     slope_a = np.polyfit([-4, -2, 0], [40, 38, 36], 1)[0]
     assert init["beta_pre"][0] == pytest.approx(slope_a)
     assert init["alpha"][0] == pytest.approx(36.0)
+
+
+def test_effect_sd_prior_has_the_right_jacobian():
+    """Sampling (log T, logit f) must leave the priors on sd_patient and sd_patient_cycle."""
+    model = SlopeShiftModel(_tiny_data())
+    pm_model = model.pymc_model
+    pot = next(v for v in pm_model.potentials if v.name == "effect_sd_prior")
+    outs = pm_model.replace_rvs_by_values([pot, pm_model["sd_patient"],
+                                           pm_model["sd_patient_cycle"]])
+    fn = pm_model.compile_fn(outs, inputs=pm_model.value_vars, on_unused_input="ignore")
+    point = pm_model.initial_point()
+
+    def sds(a, x):
+        point.update(log_sd_effects=np.asarray(a), logit_patient_share=np.asarray(x))
+        _, sp, sc = fn(point)
+        return np.array([sp, sc])
+
+    a, x, h = np.log(0.3), 0.4, 1e-6
+    jac = np.column_stack([(sds(a + h, x) - sds(a - h, x)) / (2 * h),
+                           (sds(a, x + h) - sds(a, x - h)) / (2 * h)])
+    sp, sc = sds(a, x)
+    point.update(log_sd_effects=np.asarray(a), logit_patient_share=np.asarray(x))
+    expected = (stats.halfnorm.logpdf(sp, scale=0.3) + stats.halfnorm.logpdf(sc, scale=0.2)
+                + np.log(abs(np.linalg.det(jac))))
+    assert float(fn(point)[0]) == pytest.approx(expected, rel=1e-6)
