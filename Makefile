@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	@$(BIN)/slopeshift demo --out slopeshift-demo
+	@$(BIN)/slopeshift demo
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -171,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled simulated example trial")
     _add_fit_options(demo)
-    demo.add_argument("--out", type=Path, default=None,
-                      help="also write the fit, the tables and the HTML report to this folder")
+    demo.add_argument("--out", type=Path, default=Path("slopeshift-demo"),
+                      help="folder for the fit, the tables and the HTML report "
+                           "(default: ./slopeshift-demo)")
     fit = sub.add_parser("fit", help="fit a trial from CSV files")
     fit.add_argument("visits", type=Path, help="CSV: patient, time, outcome (one row per visit)")
     fit.add_argument("injections", type=Path, help="CSV: patient, time[, cycle]")
