@@ -1,0 +1,37 @@
+"""The scripts in examples/ run to the end and print their key result (they sample: slow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# script, a line its output must contain, a file it must write into the output folder
+CASES = [
+    ("bundled_trial.py", "the reloaded fit gives identical tables", "report/report.html"),
+    ("csv_with_dates.py", "Patient table (publication):", "visits.csv"),
+    ("fvc_outcome.py", "Population slowing of FVC decline:", "population.csv"),
+    ("priors_and_threshold.py", "ratio, sceptical priors", "comparison.csv"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "expected", "written"), CASES,
+                         ids=[c[0].removesuffix(".py") for c in CASES])
+def test_example_runs(script: str, expected: str, written: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = os.environ | {"MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), str(out)],
+        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path, check=False,
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert expected in proc.stdout
+    assert (out / written).is_file()
+    # outputs go only to the folder given: nothing is written next to the script
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
