@@ -5,8 +5,9 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.12 || com
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test test-fast lint bench install clean
+.PHONY: demo test test-fast lint bench docs install clean
 
 install: $(STAMP)
 
@@ -28,8 +29,16 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	@$(BIN)/ruff check src tests benchmarks tools examples
 
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	@$(BIN)/python -m pip install -q -e '.[dev,docs]' > $(VENV)/install-docs.log 2>&1 || { cat $(VENV)/install-docs.log; exit 1; }
+	@touch $@
+
+# the documentation site, warnings as errors (docs/_generate.py refreshes its figures)
+docs: $(DOCS_STAMP)
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: $(STAMP)
 	@$(BIN)/python benchmarks/bench_geometry.py
 
 clean:
-	rm -rf $(VENV) slopeshift-demo build dist src/*.egg-info
+	rm -rf $(VENV) slopeshift-demo site build dist src/*.egg-info

@@ -16,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from slopeshift.errors import DataValidationError, DataWarning
+from slopeshift.errors import _PACKAGE_DIR, DataValidationError, DataWarning
 
-__all__ = ["ALSFRS_DOMAINS", "ALSFRS_ITEMS", "DAYS_PER_MONTH", "OUTCOMES", "TrialData"]
+__all__ = [
+    "ALSFRS_DOMAINS", "ALSFRS_ITEMS", "DAYS_PER_MONTH", "OUTCOMES", "OutcomeSpec", "TrialData",
+    "outcome_spec",
+]
 
+#: Days in a month: times given as dates become months since the first injection.
 DAYS_PER_MONTH = 30.4375
 
 #: Default column names of the 12 ALSFRS-R items, in questionnaire order (1-9, R1-R3).
@@ -439,12 +443,12 @@ class TrialData:
         if len(dropped):
             msg = (f"{len(dropped)} visit(s) dropped for a missing {spec.label}: "
                    f"{vt.where(dropped['row'])} (see TrialData.dropped).")
-            warnings.warn(msg, DataWarning, stacklevel=2)
+            warnings.warn(msg, DataWarning, skip_file_prefixes=_PACKAGE_DIR)
             notes.append(msg)
         if unused_patients:
             msg = (f"patient(s) {_rows(unused_patients)} of {pname} have no visit and were left "
                    "out of the analysis.")
-            warnings.warn(msg, DataWarning, stacklevel=2)
+            warnings.warn(msg, DataWarning, skip_file_prefixes=_PACKAGE_DIR)
             notes.append(msg)
         untreated = pat.index[~pat["treated"]].tolist()
         if untreated:
@@ -457,7 +461,7 @@ class TrialData:
             msg = (f"patient(s) {_rows(few)} have fewer than 2 run-in visits (at or before the "
                    "first injection): their pre-treatment slope, and so their slowing, comes "
                    "mostly from the population.")
-            warnings.warn(msg, DataWarning, stacklevel=2)
+            warnings.warn(msg, DataWarning, skip_file_prefixes=_PACKAGE_DIR)
             notes.append(msg)
 
         data = cls(
@@ -478,7 +482,7 @@ class TrialData:
             more = f" and {len(unobserved) - 8} more" if len(unobserved) > 8 else ""
             msg = (f"no visit during {cells}{more}: the slowing of such a cycle comes from the "
                    "hierarchy alone and it stays out of responder counts.")
-            warnings.warn(msg, DataWarning, stacklevel=2)
+            warnings.warn(msg, DataWarning, skip_file_prefixes=_PACKAGE_DIR)
             data.notes.append(msg)
         return data
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = ["ConvergenceWarning", "DataValidationError", "DataWarning", "SlopeShiftWarning"]
+
+# Warnings point at the user's line: frames inside the package are skipped.
+_PACKAGE_DIR = (str(Path(__file__).parent),)
 
 
 class DataValidationError(ValueError):

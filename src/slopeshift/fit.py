@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.errors import ConvergenceWarning
+from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning
 
 if TYPE_CHECKING:
     from slopeshift.model import SlopeShiftModel
@@ -31,6 +31,25 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 _UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
 # Derived quantities whose convergence is reported beside the sampled parameters.
 _REPORTED = ("sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
+
+
+def _chain_starts(init: dict, chains: int, seed: int) -> list[dict]:
+    """Per-chain starting points for samplers whose own jitter would move every parameter.
+
+    Each chain starts near the run-in least-squares fit, with slopes scaled by 0.8-1.2 so that no
+    chain starts across zero slope (the saddle of the ratio model); the SDs of the slowing
+    effects start at different totals and shares.
+    """
+    rng = np.random.default_rng(seed)
+    starts = []
+    for _ in range(chains):
+        start = dict(init)
+        start["alpha"] = init["alpha"] + rng.normal(0.0, 0.5, init["alpha"].shape)
+        start["beta_pre"] = init["beta_pre"] * rng.uniform(0.8, 1.2, init["beta_pre"].shape)
+        start["log_sd_effects"] = init["log_sd_effects"] + rng.uniform(-0.5, 0.5)
+        start["logit_patient_share"] = init["logit_patient_share"] + rng.uniform(-1.0, 1.0)
+        starts.append(start)
+    return starts
 
 
 def _config_hash(config: dict) -> str:
@@ -79,16 +98,9 @@ def sample_model(
         )
         patch_nutpie_idata(idata, pm_model, sampling_time=time.perf_counter() - t1)
     elif sampler == "pymc":
-        # per-chain starts near the run-in fit, never jittered across zero slope
-        rng = np.random.default_rng(seed)
-        initvals = [
-            init | {"alpha": init["alpha"] + rng.normal(0.0, 0.5, init["alpha"].shape),
-                    "beta_pre": init["beta_pre"] * rng.uniform(0.8, 1.2, init["beta_pre"].shape)}
-            for _ in range(chains)
-        ]
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores or chains, random_seed=seed,
-            initvals=initvals, init="adapt_diag", model=pm_model,
+            initvals=_chain_starts(init, chains, seed), init="adapt_diag", model=pm_model,
             progressbar=progressbar, nuts_sampler="pymc", compute_convergence_checks=False,
             target_accept=target_accept,
         )
@@ -101,7 +113,8 @@ def sample_model(
                 "sampler='numpyro' needs JAX and NumPyro: pip install 'slopeshift[jax]'."
             ) from err
         idata = pm.sample(
-            draws=draws, tune=tune, chains=chains, random_seed=seed, initvals=init,
+            draws=draws, tune=tune, chains=chains, random_seed=seed,
+            initvals=_chain_starts(init, chains, seed), nuts={"jitter": False},
             model=pm_model, progressbar=progressbar, nuts_sampler="numpyro",
             compute_convergence_checks=False, target_accept=target_accept,
         )
@@ -254,7 +267,7 @@ class FitResult:
                 "consider parameterization='additive'."
             )
         for m in msgs:
-            warnings.warn(m, ConvergenceWarning, stacklevel=3)
+            warnings.warn(m, ConvergenceWarning, skip_file_prefixes=_PACKAGE_DIR)
         return msgs
 
     def near_zero_slopes(self, margin: float | None = None, prob: float = 0.1) -> list[str]:

@@ -49,7 +49,7 @@ class MarginalTerms:
     Attributes
     ----------
     chol : list of list
-        Lower Cholesky factor C of H (C[j][k] for k <= j).
+        Lower Cholesky factor C of H (``C[j][k]`` for k <= j).
     z : list
         C^-1 h.
     logp : array

@@ -43,7 +43,7 @@ class SlopeShiftModel:
 
     **Ratio parameterisation** (default): beta_ik = beta_i0 (1 - rho_ik), where rho_ik is the
     fraction by which decline slows in cycle k (0 = no change, 0.25 = 25% slower, 1 = halted,
-    > 1 = improvement), and
+    above 1 = improvement), and
 
     .. math::
 

@@ -110,7 +110,7 @@ _SCALES = {"alsfrs_r": 1.0, "fvc": 2.5}
 
 def default_priors(outcome: str, parameterization: str = "ratio",
                    data_centre: float | None = None) -> dict[str, Prior]:
-    """Default priors (MODEL.md section 5) for an outcome.
+    """Default priors for an outcome (the table in docs/model.md, with the reasons).
 
     Parameters
     ----------

@@ -183,8 +183,8 @@ def simulate_trial(
     if start_date is not None:
         origin = pd.Timestamp(start_date)
         for frame in (vis, inj):
-            frame["time"] = (origin + pd.to_timedelta(
-                np.round(frame["time"].to_numpy(float) * DAYS_PER_MONTH), unit="D")).dt.normalize()
+            days = np.round(frame["time"].to_numpy(float) * DAYS_PER_MONTH)
+            frame["time"] = (origin + pd.to_timedelta(days, unit="D")).normalize()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         data = TrialData.from_frames(vis, inj, outcome=outcome)

@@ -29,6 +29,7 @@ __all__ = [
     "slowing_table",
 ]
 
+#: The note every table carries: slowing is relative to each patient's own run-in.
 CAVEAT = (
     "Slowing is relative to each patient's own run-in (no control arm): regression to the mean "
     "and natural deceleration of ALS progression can look like a treatment effect."

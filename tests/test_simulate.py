@@ -1,0 +1,70 @@
+"""The simulator and the bundled example (no sampling)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from slopeshift import DataWarning, example_trial, simulate_trial
+from slopeshift.simulate import example_frames
+
+
+def test_simulation_is_reproducible_and_returns_the_truth():
+    a, truth_a = simulate_trial(15, n_untreated=2, random_seed=9)
+    b, truth_b = simulate_trial(15, n_untreated=2, random_seed=9)
+    pd.testing.assert_frame_equal(a.visits, b.visits)
+    pd.testing.assert_frame_equal(truth_a["slowing"], truth_b["slowing"])
+    assert a.patients["treated"].sum() == 13
+    assert set(truth_a["slowing"].columns) >= {"patient", "cycle", "rho", "cycle_length"}
+    # scores are whole points within the scale
+    v = a.visits["value"]
+    assert v.between(0, 48).all() and (v == v.round()).all()
+
+
+def test_truth_follows_the_model():
+    data, truth = simulate_trial(40, rho=[0.5, 0.4, 0.3, 0.2], theta=-0.1, sd_patient=0.0,
+                                 sd_patient_cycle=0.0, random_seed=2)
+    s = truth["slowing"]
+    expected = np.array([0.5, 0.4, 0.3, 0.2])[s["cycle"] - 1] - 0.1 * (s["cycle_length"] - 3.0)
+    np.testing.assert_allclose(s["rho"], expected)
+    pats = truth["patients"].loc[s["patient"]]
+    np.testing.assert_allclose(s["slope"], pats["beta_pre"].to_numpy() * (1 - s["rho"]))
+    # cycle lengths as the model defines them: the last cycle runs to the last visit
+    inj = data.injections.groupby("patient")["month"].max()
+    last = data.visits.groupby("patient")["month"].max()
+    final = s.groupby("patient").tail(1).set_index("patient")
+    np.testing.assert_allclose(final["cycle_length"], (last - inj).loc[final.index])
+
+
+def test_cycles_per_patient_and_dates():
+    data, _ = simulate_trial(4, cycles_per_patient=[4, 2, 1, 0], start_date="2020-01-06",
+                             random_seed=1)
+    assert data.time_kind == "date"
+    assert data.patients["n_injections"].tolist() == [4, 2, 1, 0]
+    with pytest.raises(ValueError, match="one per patient"):
+        simulate_trial(4, cycles_per_patient=[1, 2])
+
+
+def test_bundled_example_matches_the_motivating_trial():
+    data = example_trial()
+    o = data.overview()
+    assert (o["patients"], o["treated"], o["untreated"]) == (20, 19, 1)
+    n = data.patients["n_injections"]
+    assert (n >= 3).sum() == 12 and (n == 4).sum() == 10
+    assert 6.5 < o["mean_runin_months"] < 9
+    visits, _, patients = example_frames()
+    assert {"date", "alsfrs_r", "fvc"} <= set(visits.columns)
+    assert (patients["sex"] == "M").sum() == 16
+
+
+def test_fvc_example_reports_the_dropped_visits():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = example_trial("fvc")
+    assert any(issubclass(w.category, DataWarning) and "dropped" in str(w.message)
+               for w in caught)
+    assert len(data.dropped) > 0 and (data.dropped["reason"] == "missing FVC").all()
+    assert data.outcome == "fvc"
