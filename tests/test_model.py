@@ -202,3 +202,18 @@ def test_effect_sd_prior_has_the_right_jacobian():
     expected = (stats.halfnorm.logpdf(sp, scale=0.3) + stats.halfnorm.logpdf(sc, scale=0.2)
                 + np.log(abs(np.linalg.det(jac))))
     assert float(fn(point)[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_ratio_starts_never_on_the_wrong_side_of_zero():
+    visits = pd.DataFrame({
+        "patient": ["A"] * 5 + ["B"] * 5 + ["C"] * 5,
+        "time": [-3, -2, -1, 0, 2] * 3,
+        "alsfrs_r": [40, 39, 38, 37, 36, 30, 28, 26, 24, 23, 20, 21, 20, 21, 19],  # C rises
+    })
+    injections = pd.DataFrame({"patient": ["A", "B", "C"], "time": [0, 0, 0]})
+    data = TrialData.from_frames(visits, injections)
+    ratio = SlopeShiftModel(data).initial_values()["beta_pre"]
+    assert ratio[2] < 0 and ratio[2] == pytest.approx(-0.5 * 1.0)  # half the median slope
+    assert ratio[1] == pytest.approx(-2.0)
+    additive = SlopeShiftModel(data, parameterization="additive").initial_values()["beta_pre"]
+    assert additive[2] == pytest.approx(np.polyfit([-3, -2, -1, 0], [20, 21, 20, 21], 1)[0])
