@@ -138,7 +138,7 @@ def sample_model(
         "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
         "random_seed": seed, "target_accept": target_accept,
         "wall_seconds": round(elapsed, 2),
-        "free_variables": [rv.name for rv in pm_model.free_RVs] + [
+        "diagnosed_variables": [rv.name for rv in pm_model.free_RVs] + [
             v for v in _REPORTED if v in pm_model.named_vars
         ],
     }
@@ -195,13 +195,14 @@ class FitResult:
         Returns
         -------
         pandas.DataFrame
-            One row per parameter: ``r_hat`` (largest over its elements), ``ess_bulk`` and
-            ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds ``divergences`` (count),
-            ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01, ESS >= 400, no
-            divergence).
+            One row per sampled parameter and per reported derived quantity (sd_patient,
+            sd_patient_cycle, rho_cycle, rho_bar): ``r_hat`` (largest over its elements),
+            ``ess_bulk`` and ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds
+            ``divergences`` (count), ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01,
+            ESS >= 400, no divergence).
         """
         post = self.posterior
-        names = [v for v in self.fit_info["free_variables"] if v in post]
+        names = [v for v in self.fit_info["diagnosed_variables"] if v in post]
         rhat = arviz_stats.rhat(post[names])
         bulk = arviz_stats.ess(post[names], method="bulk")
         tail = arviz_stats.ess(post[names], method="tail")
