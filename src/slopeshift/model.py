@@ -11,7 +11,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.design import INTERVALS, build_design
+from slopeshift.design import build_design
 from slopeshift.marginal import draw_effects as marginal_draws
 from slopeshift.marginal import exposure_gram, marginal_terms
 from slopeshift.priors import Prior, resolve_priors
@@ -124,11 +124,6 @@ class SlopeShiftModel:
             )
         if likelihood not in _LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, not {likelihood!r}.")
-        if interval not in INTERVALS and interval not in data.injections.columns:
-            raise ValueError(
-                f"interval must be one of {INTERVALS} or a column of the injections table; "
-                f"got {interval!r}."
-            )
         if not data.patients["treated"].any():
             raise ValueError("no patient received an injection: there is no cycle to analyse.")
         self.data = data
