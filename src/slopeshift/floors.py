@@ -1,0 +1,186 @@
+"""Floor effects of ALSFRS-R given as items: domains (or items) that reached 0 and stayed there.
+
+A domain at 0 cannot decline further, so the total flattens with no treatment at all and the
+model would read that as slowing. These functions find such lasting floors and the cycles they
+overlap. Times are months since the patient's first injection (``TrialData.visits["month"]``).
+
+Only ALSFRS-R given as the 12 items (domain subscores in ``data.visits``) is examined. For a
+total-only outcome every function returns an empty table: a total cannot show which domain is
+at its floor, and a total of 0 is already handled by censoring at the scale's bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from slopeshift.data import ALSFRS_DOMAINS, ALSFRS_ITEMS, TrialData
+
+__all__ = ["floor_cycles", "floor_patients", "floor_table", "has_items"]
+
+_LEVELS = {"domain": tuple(ALSFRS_DOMAINS), "item": ALSFRS_ITEMS}
+_CYCLE_COLS = ["patient", "cycle", "start_month", "end_month", "any_floor", "floored_domains",
+               "floor_share", "affected"]
+_PATIENT_COLS = ["patient", "floored_domains", "first_floor_month", "any_floor_in_runin",
+                 "any_floor_in_followup"]
+
+
+def has_items(data: TrialData) -> bool:
+    """Whether ``data`` is ALSFRS-R given as items, i.e. ``data.visits`` holds domain subscores.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+
+    Returns
+    -------
+    bool
+        True for ALSFRS-R built from the 12 items; False for totals or other outcomes.
+    """
+    return data.outcome == "alsfrs_r" and all(d in data.visits.columns for d in ALSFRS_DOMAINS)
+
+
+def floor_table(data: TrialData, *, level: str = "domain") -> pd.DataFrame:
+    """Lasting floors: domains (or items) at 0 from some visit to the end of follow-up.
+
+    A floor is the final run of visits at 0 that reaches the patient's last visit; a 0 followed
+    by any rise is not a floor.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+    level : {"domain", "item"}, default "domain"
+        ``"domain"``: the four subscores (0-12 points). ``"item"``: the 12 items (0-4 points);
+        needs the item columns ``q1..q9, r1..r3`` in ``data.visits``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per floor, sorted by patient then questionnaire order: ``patient``, ``domain``
+        (``item`` with level="item"), ``floor_month`` (months since the first injection of the
+        first visit of the final run of zeros; <= 0 for a floor reached in the run-in) and
+        ``points_lost_capacity`` (points: the run-in maximum of the domain, i.e. the most the
+        total could have lost from it, which it can no longer lose; the first visit's value
+        when the patient has no run-in visit). Empty, with these columns, for data that are not
+        ALSFRS-R items.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``level``, or level="item" on item data whose visits do not keep items.
+    """
+    if level not in _LEVELS:
+        raise ValueError(f"level must be 'domain' or 'item', not {level!r}.")
+    cols = list(_LEVELS[level])
+    out_cols = ["patient", level, "floor_month", "points_lost_capacity"]
+    if not has_items(data):
+        return pd.DataFrame(columns=out_cols)
+    missing = [c for c in cols if c not in data.visits.columns]
+    if missing:
+        raise ValueError(
+            f"item-level floors need the item columns {missing} in data.visits; TrialData keeps "
+            "only the domain subscores. Use level='domain'."
+        )
+    rows = []
+    for pid, vis in data.visits.sort_values(["patient", "month"]).groupby("patient", sort=True):
+        month = vis["month"].to_numpy(dtype=float)
+        runin = (month <= 0) if (month <= 0).any() else (np.arange(len(month)) == 0)
+        for col in cols:
+            val = vis[col].to_numpy(dtype=float)
+            if val[-1] != 0:
+                continue
+            nonzero = np.flatnonzero(val != 0)
+            start = nonzero[-1] + 1 if len(nonzero) else 0
+            rows.append((pid, col, month[start], float(np.max(val[runin]))))
+    return pd.DataFrame(rows, columns=out_cols).astype(
+        {"floor_month": float, "points_lost_capacity": float}
+    )
+
+
+def _cycle_bounds(data: TrialData) -> pd.DataFrame:
+    """Start and end (months) of each cycle received, as in ``design.cycle_length``."""
+    inj = data.injections[["patient", "cycle", "month"]].rename(columns={"month": "start_month"})
+    inj = inj.sort_values(["patient", "cycle"]).reset_index(drop=True)
+    last = inj["patient"].map(data.visits.groupby("patient")["month"].max())
+    nxt = inj.groupby("patient")["start_month"].shift(-1)
+    inj["end_month"] = nxt.fillna(np.maximum(last, inj["start_month"])).astype(float)
+    inj["cycle"] = inj["cycle"].astype(int)
+    return inj
+
+
+def floor_cycles(data: TrialData, *, share: float = 0.0) -> pd.DataFrame:
+    """Cycles during which a domain was at its lasting floor.
+
+    Cycle k spans [injection month k, injection month k+1); the last cycle runs to the last visit
+    (as ``cycle_length`` in :func:`slopeshift.design.build_design`). A domain floored at month f
+    covers the share clip((end - f) / (end - start), 0, 1) of the cycle (for a cycle of length 0:
+    1 when f < end, else 0).
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+    share : float, default 0.0
+        A cycle is ``affected`` when some domain covers more than this share of its months
+        (0 <= share < 1; 0: any overlap, i.e. floor_month < cycle end).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (patient, cycle) received, sorted: ``patient``, ``cycle``, ``start_month``,
+        ``end_month`` (months), ``any_floor`` (some domain at its floor before the cycle ends),
+        ``floored_domains`` (list of those domains), ``floor_share`` (largest share covered,
+        0-1), ``affected`` (bool). Empty, with these columns, for data that are not ALSFRS-R
+        items.
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must be in [0, 1), not {share!r}.")
+    if not has_items(data) or data.injections.empty:
+        return pd.DataFrame(columns=_CYCLE_COLS)
+    cyc = _cycle_bounds(data)
+    floors = floor_table(data)
+    rows = []
+    for pid, k, start, end in cyc[["patient", "cycle", "start_month", "end_month"]].itertuples(
+        index=False
+    ):
+        fl = floors[(floors["patient"] == pid) & (floors["floor_month"] < end)]
+        if end > start:
+            shares = np.clip((end - fl["floor_month"].to_numpy()) / (end - start), 0.0, 1.0)
+        else:
+            shares = np.ones(len(fl))
+        top = float(shares.max()) if len(fl) else 0.0
+        rows.append((pid, k, start, end, bool(len(fl)), fl["domain"].tolist(), top,
+                     bool(len(fl)) and top > share))
+    return pd.DataFrame(rows, columns=_CYCLE_COLS)
+
+
+def floor_patients(data: TrialData) -> pd.DataFrame:
+    """Per-patient summary of lasting domain floors.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient (all patients, sorted): ``patient``, ``floored_domains`` (list),
+        ``first_floor_month`` (months since the first injection of the earliest floor; NaN
+        without one), ``any_floor_in_runin`` (a floor reached at or before month 0) and
+        ``any_floor_in_followup`` (a floor reached after month 0). A floor reached in the
+        run-in lasts through follow-up too. Empty, with these columns, for data that are not
+        ALSFRS-R items.
+    """
+    if not has_items(data):
+        return pd.DataFrame(columns=_PATIENT_COLS)
+    floors = floor_table(data)
+    rows = []
+    for pid in data.patient_ids:
+        fl = floors[floors["patient"] == pid]
+        fm = fl["floor_month"]
+        rows.append((pid, fl["domain"].tolist(), float(fm.min()) if len(fl) else np.nan,
+                     bool((fm <= 0).any()), bool((fm > 0).any())))
+    return pd.DataFrame(rows, columns=_PATIENT_COLS)
