@@ -1,5 +1,6 @@
 """slopeshift: Bayesian analysis of slowing of disease progression across treatment cycles."""
 
+from slopeshift.classical import classical_analysis
 from slopeshift.data import TrialData
 from slopeshift.errors import ConvergenceWarning, DataValidationError, DataWarning
 from slopeshift.fit import FitResult
@@ -15,6 +16,7 @@ __all__ = [
     "Prior",
     "SlopeShiftModel",
     "TrialData",
+    "classical_analysis",
     "default_priors",
     "example_trial",
     "simulate_trial",

@@ -334,6 +334,27 @@ class FitResult:
 
         return interval_table(self.idata, threshold, intervals)
 
+    def classical(self, threshold: float = 0.25) -> pd.DataFrame:
+        """The classical per-patient analysis beside the Bayesian one.
+
+        Parameters
+        ----------
+        threshold : float, default 0.25
+            Responder threshold (fraction of the run-in rate of decline; 0.25 = 25% slower).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per patient: least-squares run-in and post-injection slopes (points/month), the
+            classical reduction 1 - post / pre and responder call (reduction > threshold),
+            the posterior mean slowing, P(slowing > threshold), the Bayesian call
+            (P >= 0.9) and ``agreement``; see :func:`slopeshift.classical.side_by_side`.
+        """
+        from slopeshift.classical import classical_analysis, side_by_side
+
+        result = classical_analysis(self.data, threshold=threshold)
+        return side_by_side(result, self.patients(threshold), threshold)
+
     # ------------------------------------------------------------------ outputs
     def report(self, out_dir: str | Path, threshold: float = 0.25, **kwargs) -> Path:
         """Write ``report.html`` (figures embedded) and the publication tables to ``out_dir``.

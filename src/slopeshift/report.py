@@ -421,6 +421,35 @@ def _data_html(fit: FitResult) -> str:
     return _html_table(rows) + (f"<ul class=\"note\">{notes}</ul>" if notes else "")
 
 
+def _classical_html(fit: FitResult, threshold: float) -> str:
+    """The classical per-patient least-squares analysis beside the Bayesian calls."""
+    from slopeshift.classical import CLASSICAL_CAVEAT, classical_analysis, side_by_side
+
+    result = classical_analysis(fit.data, threshold=threshold)
+    table = side_by_side(result, fit.patients(threshold), threshold)
+    pct = f"{100 * threshold:g}%"
+
+    def call(v: object) -> str:
+        return "" if pd.isna(v) else ("yes" if v else "no")
+
+    shown = pd.DataFrame({
+        "patient": table["patient"],
+        "group": table["group"],
+        "run-in slope (points/month)": [format_number(v, 2) for v in table["pre_slope"]],
+        "post slope (points/month)": [format_number(v, 2) for v in table["post_slope"]],
+        "classical reduction (%)": [format_number(100 * v) for v in
+                                    table["classical_reduction"]],
+        "classical responder": [call(v) for v in table["classical_responder"]],
+        "Bayesian slowing (%)": [format_number(100 * v) for v in table["bayesian_mean"]],
+        f"P(slowing > {pct})": [format_probability(v) if pd.notna(v) else "n/a"
+                                for v in table[f"bayesian_p_gt_{threshold:g}"]],
+        "Bayesian responder (P \u2265 0.9)": [call(v) for v in table["bayesian_responder"]],
+        "agreement": table["agreement"],
+    })
+    return (f"<p id=\"classical\">{_esc(result.summary())}</p>{_html_table(shown)}"
+            f"<p class=\"note\">{_esc(CLASSICAL_CAVEAT)}</p>")
+
+
 def write_report(
     fit: FitResult,
     out_dir: str | Path,
@@ -436,7 +465,8 @@ def write_report(
     and the diagnostics verdict (R-hat <= 1.01, ESS >= 400, no divergence), generated methods
     and results paragraphs, the publication tables, and the figures (embedded PNG): patient
     trajectories, per-patient slowing, per-cycle slowing, responders, interval effect, trace
-    and posterior predictive check.
+    and posterior predictive check; last, the classical per-patient least-squares analysis
+    beside the Bayesian calls (:func:`slopeshift.classical.side_by_side`).
 
     Parameters
     ----------
@@ -554,6 +584,7 @@ def write_report(
         "<h2>6. Tables</h2>", *table_parts,
         "<h2>7. Figures</h2>", *figure_parts,
         "<h2>8. Software</h2>", _html_table(version_table),
+        "<h2>9. Classical analysis (per-patient least squares)</h2>", _classical_html(fit, c),
     ]
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
