@@ -18,7 +18,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "SIMULATED" in out
     assert "Population slowing" in out and "Interval effect theta" in out
     assert "Number of responders" in out and "P18      untreated" in out
-    assert "relative to each patient's own run-in" in out
+    assert "relative to each patient's natural rate" in out
     assert (tmp_path / "fit.nc").is_file()
     assert (tmp_path / "report" / "report.html").is_file()
     assert f"Report: {tmp_path / 'report' / 'report.html'}" in out

@@ -122,7 +122,7 @@ def test_methods_paragraph(report, small_fit):
     for name, label in (("pymc", "PyMC"), ("pytensor", "PyTensor"), ("arviz", "ArviZ"),
                         ("nutpie", "nutpie"), ("numpy", "NumPy"), ("slopeshift", "slopeshift")):
         assert f"{label} {version(name)}" in methods
-    assert "relative to each patient's own run-in" in methods
+    assert "relative to each patient's natural rate" in methods
     assert "R-hat (criterion \u2264 1.01)" in methods and "ESS \u2265 400" in methods
     assert "exceeded 25%" in methods
     assert methods == methods_paragraph(small_fit, 0.25)

@@ -20,7 +20,7 @@ from slopeshift.errors import DataValidationError
 from slopeshift.fit import FitResult
 from slopeshift.model import SlopeShiftModel
 from slopeshift.simulate import example_trial
-from slopeshift.summaries import CAVEAT
+from slopeshift.summaries import CAVEAT, natural_history_note
 
 __all__ = ["headline", "main", "write_tables"]
 
@@ -113,6 +113,7 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
         f"{diag['divergences']} divergences."
     )
     lines.append(CAVEAT)
+    lines.append(natural_history_note(fit.config))
     return "\n".join(lines)
 
 

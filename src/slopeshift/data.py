@@ -31,6 +31,15 @@ ALSFRS_ITEMS: tuple[str, ...] = (
     "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "r1", "r2", "r3",
 )  # fmt: skip
 
+#: Patients-table column giving each patient's arm, and the spellings it accepts.
+ARM_COLUMN = "arm"
+ARMS = ("treated", "control", "external")
+_ARM_ALIASES = {
+    "treated": "treated", "treatment": "treated", "active": "treated", "experimental": "treated",
+    "control": "control", "placebo": "control", "sham": "control",
+    "external": "external", "reference": "external", "natural history": "external",
+}
+
 #: Domain subscores, as positions (0-based) into the 12 items.
 ALSFRS_DOMAINS: dict[str, tuple[int, int, int]] = {
     "bulbar": (0, 1, 2),
@@ -167,8 +176,10 @@ class TrialData:
         One row per injection: ``patient``, ``time``, ``month``, ``cycle`` (1, 2, ...) and any
         extra per-cycle columns given (e.g. ``dose``).
     patients : pandas.DataFrame
-        Indexed by patient id: ``treated``, ``n_injections``, ``n_visits``, ``n_runin_visits``
-        and the numeric per-patient covariates given.
+        Indexed by patient id: ``treated`` (received at least one injection, real or sham),
+        ``n_injections``, ``n_visits``, ``n_runin_visits``, ``arm`` ("treated", "control" or
+        "external"; "treated" unless the patients table says otherwise) and the numeric
+        per-patient covariates given.
     outcome : str
         The outcome column (``"alsfrs_r"``, ``"fvc"`` or a user column).
     time_kind : {"months", "date"}
@@ -217,7 +228,12 @@ class TrialData:
             otherwise cycles are numbered in time order) and per-cycle covariates (e.g. dose).
         patients : pandas.DataFrame, optional
             One row per patient with per-patient covariates (age in years, sex, disease duration
-            in months, ...). Two-level text columns (e.g. sex) are coded 0/1.
+            in months, ...). Two-level text columns (e.g. sex) are coded 0/1. A column ``arm``
+            is not a covariate: it puts a patient in the ``"treated"`` arm (the default), a
+            concurrent ``"control"`` arm (placebo; sham injections given in ``injections``
+            like real ones) or an ``"external"`` untreated reference cohort (period boundaries
+            given as sham injections). Controls and external patients inform the natural
+            history and carry no treatment effect.
         outcome : str, default "alsfrs_r"
             ``"alsfrs_r"`` (ALSFRS-R total, 0-48 points), ``"fvc"`` (% predicted) or any numeric
             column of ``visits`` (then give priors to the model).
@@ -437,6 +453,8 @@ class TrialData:
         )
         if covariates:
             pat = pat.join(pat_cov[covariates])
+        pat[ARM_COLUMN] = (pat_cov[ARM_COLUMN].reindex(pat.index).fillna("treated")
+                           if ARM_COLUMN in pat_cov else "treated")
 
         notes: list[str] = []
         dropped = pd.DataFrame(dropped_rows, columns=["table", "row", "patient", "reason"])
@@ -651,8 +669,10 @@ def _check_patients(
                      "appear more than once; give one row per patient.")
     out = pd.DataFrame(index=pd.Index(ids, name="patient"))
     covs = []
+    if ARM_COLUMN in p.columns:
+        out[ARM_COLUMN] = _check_arms(tab, ids, problems).to_numpy()
     for c in p.columns:
-        if c == patient_col:
+        if c in (patient_col, ARM_COLUMN):
             continue
         col = p[c]
         if pd.api.types.is_bool_dtype(col):
@@ -680,6 +700,21 @@ def _check_patients(
         covs.append(c)
     out = out[~out.index.isna()]
     return out, covs
+
+
+def _check_arms(tab: _Table, ids: pd.Series, problems: _Problems) -> pd.Series:
+    """The ``arm`` column, normalised to "treated", "control" or "external"."""
+    raw = tab.frame[ARM_COLUMN]
+    norm = raw.astype(str).str.strip().str.lower().map(_ARM_ALIASES)
+    bad = norm.isna()
+    if bad.any():
+        vals = ", ".join(repr(v) for v in pd.unique(raw[bad])[:5])
+        problems.add(
+            f"{tab.where(tab.frame.index[bad])}: column '{ARM_COLUMN}' has {vals} for patient(s) "
+            f"{_rows(ids[bad])}; use 'treated', 'control' (placebo, sham injections) or "
+            "'external' (an untreated reference cohort)."
+        )
+    return norm.fillna("treated")
 
 
 def _missing_cov(tab, c, num, ids, problems) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from slopeshift.data import TrialData
+from slopeshift.floors import floor_cycles
 
 __all__ = ["INTERVALS", "build_design"]
 
@@ -67,6 +68,16 @@ def build_design(
         - ``observed`` (patient, cycle): at least one visit after injection k and no later than
           injection k+1 (cells without one stay out of responder counts).
         - ``interval`` (patient, cycle): the covariate g_ik (NaN where undefined).
+        - ``arm`` (patient): "treated", "control" or "external" (see :class:`TrialData`).
+        - ``effect`` (patient): the patient carries a treatment effect (injected, treated arm);
+          controls' and external patients' cycles are natural history only.
+        - ``floor`` (patient, cycle): an ALSFRS-R domain sat at its lasting floor (0) during
+          the cycle (item-level data only; see :func:`slopeshift.floors.floor_cycles`).
+        - ``natural_time`` (patient, cycle): months from the middle of the run-in to the middle
+          of cycle k, over which the natural rate of decline changes systematically.
+        - ``runin_sxx`` (patient): sum of squared deviations of the run-in visit months from
+          their mean (months squared; 0 with fewer than 2 run-in visits): the run-in
+          least-squares slope has variance sigma^2 / runin_sxx.
         - ``runin_slope`` (patient): least-squares slope of the run-in visits (points/month;
           NaN with fewer than 2 run-in visits), used as an initial value and for warnings.
         - ``runin_intercept`` (patient): its value at month 0.
@@ -118,13 +129,25 @@ def build_design(
 
     slope = np.full(n_p, np.nan)
     intercept = np.full(n_p, np.nan)
+    sxx = np.zeros(n_p)
+    first_visit = np.zeros(n_p)
+    np.minimum.at(first_visit, p_idx, t)
     for i in range(n_p):
         sel = (p_idx == i) & (t <= 0)
         if sel.sum() >= 2 and np.ptp(t[sel]) > 0:
             b, a = np.polyfit(t[sel], y[sel], 1)
             slope[i], intercept[i] = b, a
+            sxx[i] = float(((t[sel] - t[sel].mean()) ** 2).sum())
         elif sel.any():
             intercept[i] = y[sel][np.argmax(t[sel])]
+    # months from the middle of the run-in to the middle of each cycle (natural acceleration)
+    natural_time = np.where(has, np.nan_to_num(tau) + L / 2.0 - first_visit[:, None] / 2.0, 0.0)
+    arm = data.patients["arm"].to_numpy(dtype=str) if "arm" in data.patients else np.full(
+        n_p, "treated")
+    floor = np.zeros((n_p, K), dtype=bool)
+    fl = floor_cycles(data)
+    for pid, k, hit in zip(fl["patient"], fl["cycle"], fl["affected"], strict=True):
+        floor[pos[pid], int(k) - 1] = bool(hit)
 
     covs = list(covariates or [])
     unknown = [c for c in covs if c not in data.covariates]
@@ -152,6 +175,11 @@ def build_design(
             "cycle_length": (("patient", "cycle"), L),
             "observed": (("patient", "cycle"), observed),
             "interval": (("patient", "cycle"), g),
+            "arm": ("patient", arm),
+            "effect": ("patient", (n_cyc > 0) & (arm == "treated")),
+            "natural_time": (("patient", "cycle"), natural_time),
+            "floor": (("patient", "cycle"), floor),
+            "runin_sxx": ("patient", sxx),
             "runin_slope": ("patient", slope),
             "runin_intercept": ("patient", intercept),
             "covariate_values": (("patient", "covariate"), cov_vals),

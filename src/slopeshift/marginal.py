@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MarginalTerms", "exposure_gram", "marginal_terms"]
+__all__ = ["MarginalTerms", "exposure_gram", "low_rank_terms", "marginal_terms"]
 
 
 def exposure_gram(x_cycle: np.ndarray, patient_index: np.ndarray, n_patients: int) -> np.ndarray:
@@ -65,7 +65,7 @@ def marginal_terms(
     b: list, c, gram: np.ndarray, n_visits: np.ndarray, s, sd_patient, sd_cycle, sigma,
     sqrt: Callable, log: Callable,
 ) -> MarginalTerms:
-    """Cholesky of H, C^-1 h and the marginal log density, unrolled over the (K+1) dims.
+    """The slowing effects alone: L_i = s_i [sd_cycle I_K | sd_patient 1] (no drift).
 
     Parameters
     ----------
@@ -86,38 +86,82 @@ def marginal_terms(
     MarginalTerms
     """
     k = gram.shape[1]
-    var = sigma**2
-    a1 = gram.sum(axis=2)  # (patient, K)
-    a11 = gram.sum(axis=(1, 2))  # (patient,)
-    s2 = s**2
-    # H = sigma^2 I + L' A L, L = s [sd_cycle I | sd_patient 1]
-    H = [[None] * (k + 1) for _ in range(k + 1)]
-    for i in range(k):
-        for j in range(i + 1):
-            H[i][j] = s2 * sd_cycle**2 * gram[:, i, j] + (var if i == j else 0.0)
-        H[k][i] = s2 * sd_cycle * sd_patient * a1[:, i]
-    H[k][k] = s2 * sd_patient**2 * a11 + var
-    h = [s * sd_cycle * bi for bi in b]
-    h.append(s * sd_patient * sum(b))
+    loadings = {(j, j): s * sd_cycle for j in range(k)}
+    loadings |= {(j, k): s * sd_patient for j in range(k)}
+    return low_rank_terms(loadings, gram, b, c, n_visits, k + 1, sigma, sqrt=sqrt, log=log)
 
-    C = [[None] * (k + 1) for _ in range(k + 1)]
-    for i in range(k + 1):
+
+def low_rank_terms(
+    loadings: dict, gram: np.ndarray, b: list, c, n_visits: np.ndarray, n_effects: int, sigma,
+    sqrt: Callable, log: Callable,
+) -> MarginalTerms:
+    """Marginal density of r = X L zeta + noise, zeta ~ N(0, I), for a sparse loading matrix L.
+
+    The general form behind :func:`marginal_terms`: X_i has m exposure columns (the cycles, and
+    the run-in when its slope drifts), zeta_i has q standard normal effects, and L_i (m x q)
+    is given by its non-zero entries. H_i = sigma^2 I_q + L_i' A_i L_i, h_i = L_i' X_i' r_i.
+
+    Parameters
+    ----------
+    loadings : dict of (int, int) to array or tensor
+        ``{(row, col): L_rc}``: exposure column ``row`` loads on effect ``col``; each value
+        broadcasts against ``c`` (per patient, with any leading draw dims).
+    gram : ndarray (patient, m, m)
+        A_i = X_i' X_i (constant; months squared).
+    b : list of m arrays
+        X_i' r_i per exposure column (points x months), each shaped like ``c``.
+    c : array
+        r_i' r_i (points squared).
+    n_visits : ndarray (patient,)
+    n_effects : int
+        q, the number of effects (columns of L).
+    sigma : array or tensor
+        Residual SD, broadcastable against ``c``.
+    sqrt, log : callables
+        ``np.sqrt``/``np.log`` or their PyTensor counterparts.
+
+    Returns
+    -------
+    MarginalTerms
+    """
+    q = n_effects
+    var = sigma**2
+    by_col: dict[int, list] = {j: [] for j in range(q)}
+    for (r, j), v in loadings.items():
+        by_col[j].append((r, v))
+    H = [[None] * q for _ in range(q)]
+    for a in range(q):
+        for bb in range(a + 1):
+            acc = var if a == bb else 0.0
+            for r, la in by_col[a]:
+                for s, lb in by_col[bb]:
+                    g = gram[:, r, s]
+                    if np.any(g):
+                        acc = acc + la * lb * g
+            H[a][bb] = acc
+    h = []
+    for a in range(q):
+        acc = 0.0
+        for r, la in by_col[a]:
+            acc = acc + la * b[r]
+        h.append(acc)
+    C = [[None] * q for _ in range(q)]
+    for i in range(q):
         for j in range(i + 1):
             acc = H[i][j]
             for m in range(j):
                 acc = acc - C[i][m] * C[j][m]
             C[i][j] = sqrt(acc) if i == j else acc / C[j][j]
     z = []
-    for i in range(k + 1):
+    for i in range(q):
         acc = h[i]
         for m in range(i):
             acc = acc - C[i][m] * z[m]
         z.append(acc / C[i][i])
     quad = sum(zi**2 for zi in z)
-    logdet = 2.0 * sum(log(C[i][i]) for i in range(k + 1))
+    logdet = 2.0 * sum(log(C[i][i]) for i in range(q))
     logp = -0.5 * (
-        n_visits * np.log(2.0 * np.pi) + (n_visits - (k + 1)) * log(var) + logdet
-        + (c - quad) / var
+        n_visits * np.log(2.0 * np.pi) + (n_visits - q) * log(var) + logdet + (c - quad) / var
     )
     return MarginalTerms(chol=C, z=z, logp=logp)
 

@@ -13,7 +13,7 @@ import xarray as xr
 from slopeshift.data import TrialData
 from slopeshift.design import build_design
 from slopeshift.marginal import draw_effects as marginal_draws
-from slopeshift.marginal import exposure_gram, marginal_terms
+from slopeshift.marginal import exposure_gram, low_rank_terms
 from slopeshift.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
@@ -115,6 +115,9 @@ class SlopeShiftModel:
         censored: bool = False,
         priors: Mapping[str, Prior | Mapping] | None = None,
         effects: str | None = None,
+        drift: bool = True,
+        enrolment: float | str | None = "auto",
+        floors: str = "exclude",
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -126,6 +129,10 @@ class SlopeShiftModel:
             raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, not {likelihood!r}.")
         if not data.patients["treated"].any():
             raise ValueError("no patient received an injection: there is no cycle to analyse.")
+        arm = data.patients["arm"] if "arm" in data.patients else None
+        if arm is not None and not (data.patients["treated"] & (arm == "treated")).any():
+            raise ValueError("no patient of the treated arm received an injection: there is no "
+                             "treatment effect to estimate (every patient is a control).")
         self.data = data
         self.config = {
             "parameterization": parameterization,
@@ -136,13 +143,19 @@ class SlopeShiftModel:
             "likelihood": likelihood,
             "censored": bool(censored),
             "effects": _choose_effects(effects, likelihood, censored, jump),
+            "drift": bool(drift),
+            "enrolment": _check_enrolment(enrolment),
+            "floors": floors,
         }
+        if floors not in ("exclude", "include"):
+            raise ValueError(f"floors must be 'exclude' or 'include', not {floors!r}.")
         self.design = build_design(data, interval=interval, covariates=covariates)
         self.design.attrs.update(
-            interval_ref=float(interval_ref), parameterization=parameterization
+            interval_ref=float(interval_ref), parameterization=parameterization, floors=floors
         )
         self.priors = resolve_priors(
-            data.outcome, parameterization, priors, float(np.mean(self.design["y"].values))
+            data.outcome, parameterization, priors, float(np.mean(self.design["y"].values)),
+            natural=bool(drift),
         )
         self._pymc_model: pm.Model | None = None
         self._compiled: dict = {}
@@ -166,10 +179,13 @@ class SlopeShiftModel:
             return self._consts
         d = self.design
         has = d["has_cycle"].values
+        effect = d["effect"].values
         g = d["interval"].values
         g_c = np.where(has & np.isfinite(g), g - self.config["interval_ref"], 0.0)
-        g_mean = np.where(has.any(axis=0),
-                          (g_c * has).sum(axis=0) / np.maximum(has.sum(axis=0), 1), 0.0)
+        # the cycle's mean interval over the patients who carry a treatment effect
+        w_eff = has & effect[:, None]
+        g_mean = np.where(w_eff.any(axis=0),
+                          (g_c * w_eff).sum(axis=0) / np.maximum(w_eff.sum(axis=0), 1), 0.0)
         x = d["covariate_values"].values
         sd_x = x.std(axis=0)
         const = [c for c, v in zip(d["covariate"].values, sd_x, strict=True) if v == 0]
@@ -177,27 +193,75 @@ class SlopeShiftModel:
             raise ValueError(f"covariate(s) {const} take one value for every patient.")
         p_idx = d["patient_index"].values
         x_cyc = d["x_cycle"].values
+        x_pre = d["x_pre"].values
         n_p = d.sizes["patient"]
+        # exposures of the slopes that carry random deviations: the cycles, then the run-in
+        x_all = np.column_stack([x_cyc, x_pre])
+        cell = has & effect[:, None]
+        if self.config["floors"] == "exclude":
+            cell = cell & ~d["floor"].values
         self._consts = {
             "has": has,
+            "effect": cell.astype(float),  # patient x cycle: the cell carries a treatment effect
             "g_dev": g_c - g_mean,  # interval deviation from the cycle's mean interval
             "g_mean": g_mean,
             "x_std": (x - x.mean(axis=0)) / np.where(sd_x > 0, sd_x, 1.0),
             "weights": design_weights(d).values,
             "p_idx": p_idx,
-            "x_pre": d["x_pre"].values,
+            "x_pre": x_pre,
             "x_cycle": x_cyc,
             "x_jump": d["x_jump"].values,
             "y": d["y"].values,
-            "gram": exposure_gram(x_cyc, p_idx, n_p),
+            "gram": exposure_gram(x_all, p_idx, n_p),
             "n_visits": np.bincount(p_idx, minlength=n_p).astype(float),
-        }
+            "natural_time": d["natural_time"].values,
+            "controls": bool((has & ~effect[:, None]).any()),
+        } | self._enrolment_constants()
         return self._consts
+
+    def _enrolment_constants(self) -> dict:
+        """Who the enrolment rule selected, and its threshold (points/month)."""
+        d = self.design
+        rule = self.config["enrolment"]
+        sxx = d["runin_sxx"].values
+        slope = d["runin_slope"].values
+        eligible = (d["arm"].values != "external") & (sxx > 0) & np.isfinite(slope)
+        if rule is None or not eligible.any():
+            return {"enrolled": np.zeros(len(sxx), bool), "enrol_threshold": np.nan,
+                    "runin_sxx": sxx}
+        if rule == "auto":
+            threshold = float(slope[eligible].max())
+        else:
+            threshold = float(rule)
+            above = [str(p) for p, e, s in zip(d["patient"].values, eligible, slope, strict=True)
+                     if e and s >= threshold]
+            if above:
+                raise ValueError(
+                    f"enrolment={threshold:g} says every patient's run-in least-squares slope "
+                    f"was below {threshold:g} {self.data.spec.unit}/month, but patient(s) "
+                    f"{', '.join(above[:8])} had a run-in slope at or above it; declare the rule "
+                    "the trial used, enrolment='auto', or enrolment=None (all-comers)."
+                )
+        return {"enrolled": eligible, "enrol_threshold": threshold, "runin_sxx": sxx}
 
     @property
     def marginal(self) -> bool:
         """Whether the slowing effects u_i, e_ik are integrated out (Normal likelihood)."""
         return self.config["effects"] == "marginal"
+
+    def _natural(self, beta_pre, k: dict, xp):
+        """The natural rate of each patient in each cycle (points/month; patient x cycle).
+
+        The persistent run-in rate beta_i0 plus the systematic change over the months from the
+        middle of the run-in to the middle of the cycle, plus (with controls) the change that
+        the controls measure in that cycle.
+        """
+        n = beta_pre[..., None] + 0.0 * k["natural_time"]
+        if not self.config["drift"]:
+            return n
+        return n + xp["acceleration"][..., None, None] * k["natural_time"] + (
+            xp["natural_cycle"][..., None, :] if k["controls"] else 0.0
+        )
 
     def _build(self) -> pm.Model:
         d = self.design
@@ -235,7 +299,20 @@ class SlopeShiftModel:
             if n_cov:
                 gamma = pr["gamma"].create("gamma", dims="covariate")
                 m = m + pt.dot(k["x_std"], gamma)[:, None]
-            fixed_slope = beta_pre[:, None] * (1.0 - m) if ratio else beta_pre[:, None] + m
+
+            nat = {}
+            sd_drift = None
+            if cfg["drift"]:
+                sd_drift = pr["sd_drift"].create("sd_drift")
+                nat["acceleration"] = pr["acceleration"].create("acceleration")
+                if k["controls"]:
+                    nat["natural_cycle"] = pr["natural_cycle"].create("natural_cycle",
+                                                                      dims="cycle")
+            natural = self._natural(beta_pre, k, nat)
+            T = k["effect"]
+            fixed_slope = natural * (1.0 - T * m) if ratio else natural + T * m
+            # load_ik: how one unit of slowing deviation moves the slope (0 without an effect)
+            load = -natural * T if ratio else T + 0.0 * natural
 
             # population: patient-month weighted slowing, and a new patient's predictive slowing
             rho_k = eff_k if ratio else pm.Deterministic(
@@ -250,17 +327,20 @@ class SlopeShiftModel:
                 pm.Deterministic("rho_new", new_eff / pt.abs(mu_beta + sd_beta * z_new[1]))
 
             sigma = pr["sigma"].create("sigma")
+            if k["enrolled"].any():
+                self._enrolment_potential(mu_beta, sd_beta, sd_drift, sigma)
             mu_fixed = (alpha[p_idx] + beta_pre[p_idx] * k["x_pre"]
                         + (fixed_slope[p_idx] * k["x_cycle"]).sum(axis=1))
             if self.marginal:
                 resid = k["y"] - mu_fixed
                 n_p, n_k = has.shape
-                b = pt.zeros((n_p, n_k))[p_idx].inc(resid[:, None] * k["x_cycle"])
+                x_all = np.column_stack([k["x_cycle"], k["x_pre"]])
+                b = pt.zeros((n_p, n_k + 1))[p_idx].inc(resid[:, None] * x_all)
                 c = pt.zeros(n_p)[p_idx].inc(resid**2)
-                terms = marginal_terms(
-                    [b[:, j] for j in range(n_k)], c, k["gram"], k["n_visits"],
-                    -beta_pre if ratio else pt.ones(n_p), sd_patient, sd_pc, sigma,
-                    sqrt=pt.sqrt, log=pt.log,
+                loadings, q = self._loadings(load, sd_patient, sd_pc, sd_drift, pt.sqrt)
+                terms = low_rank_terms(
+                    loadings, k["gram"], [b[:, j] for j in range(n_k + 1)], c, k["n_visits"],
+                    q, sigma, sqrt=pt.sqrt, log=pt.log,
                 )
                 pm.Potential("y_marginal", terms.logp.sum())
                 return model
@@ -269,22 +349,30 @@ class SlopeShiftModel:
             z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
             z_cycle = pm.Normal("z_patient_cycle", 0.0, 1.0, dims=("patient", "cycle"))
             dev = sd_patient * z_patient[:, None] + sd_pc * z_cycle
-            if ratio:
-                slope = fixed_slope - beta_pre[:, None] * dev
-                rho = m + dev
-            else:
-                slope = fixed_slope + dev
-                rho = (m + dev) / pt.abs(beta_pre)[:, None]
+            slope = fixed_slope + load * dev
+            pre_slope = beta_pre
+            if cfg["drift"]:
+                z_drift = pm.Normal("z_drift", 0.0, 1.0, dims=("patient", "cycle"))
+                z_drift_pre = pm.Normal("z_drift_pre", 0.0, 1.0, dims="patient")
+                slope = slope + sd_drift * z_drift
+                pre_slope = beta_pre + sd_drift * z_drift_pre
+                pm.Deterministic("drift", pt.where(has, sd_drift * z_drift, np.nan),
+                                 dims=("patient", "cycle"))
+            rho = m + dev if ratio else (m + dev) / pt.abs(natural)
             nan = np.float64(np.nan)
+            cell = has & (T > 0)
             pm.Deterministic("slope", pt.where(has, slope, nan), dims=("patient", "cycle"))
-            pm.Deterministic("rho", pt.where(has, rho, nan), dims=("patient", "cycle"))
-            mu = mu_fixed + ((slope - fixed_slope)[p_idx] * k["x_cycle"]).sum(axis=1)
+            pm.Deterministic("slope_runin", pre_slope, dims="patient")
+            pm.Deterministic("rho", pt.where(cell, rho, nan), dims=("patient", "cycle"))
+            mu = (alpha[p_idx] + pre_slope[p_idx] * k["x_pre"]
+                  + (slope[p_idx] * k["x_cycle"]).sum(axis=1))
             if cfg["jump"]:
                 jump_k = pr["jump"].create("jump", dims="cycle")
                 sd_jump = pr["sd_jump"].create("sd_jump")
                 z_jump = pm.Normal("z_jump", 0.0, 1.0, dims=("patient", "cycle"))
-                J = jump_k[None, :] + sd_jump * z_jump
-                pm.Deterministic("jump_patient", pt.where(has, J, nan), dims=("patient", "cycle"))
+                J = (jump_k[None, :] + sd_jump * z_jump) * T
+                pm.Deterministic("jump_patient", pt.where(cell, J, nan),
+                                 dims=("patient", "cycle"))
                 mu = mu + (J[p_idx] * k["x_jump"]).sum(axis=1)
             if cfg["likelihood"] == "student_t":
                 nu = pr["nu"].create("nu")
@@ -297,6 +385,41 @@ class SlopeShiftModel:
             else:
                 model.register_rv(dist, "y", observed=k["y"], dims=("visit",))
         return model
+
+    def _loadings(self, load, sd_patient, sd_pc, sd_drift, sqrt) -> tuple[dict, int]:
+        """Sparse loadings of the integrated-out effects on the exposures (cycles, run-in).
+
+        Effects: one per cycle (the patient-cycle slowing e_ik and, with drift, the cycle's
+        natural drift, which share the cycle's exposure and combine into one Normal with SD
+        s_ik = sqrt(load_ik^2 sd_pc^2 + sd_drift^2)), the patient's slowing u_i, and with drift
+        the run-in's own drift. ``load`` has a trailing (patient, cycle) shape.
+        """
+        n_k = self.design.sizes["cycle"]
+        cols = [load[..., j] for j in range(n_k)]
+        if sd_drift is None:
+            loadings = {(j, j): cols[j] * sd_pc for j in range(n_k)}
+        else:
+            loadings = {(j, j): sqrt(cols[j] ** 2 * sd_pc**2 + sd_drift**2) for j in range(n_k)}
+            loadings[(n_k, n_k + 1)] = sd_drift + 0.0 * cols[0]
+        loadings |= {(j, n_k): cols[j] * sd_patient for j in range(n_k)}
+        return loadings, n_k + 1 + (sd_drift is not None)
+
+    def _enrolment_potential(self, mu_beta, sd_beta, sd_drift, sigma) -> None:
+        """Condition on enrolment: each enrolled patient's run-in slope passed the rule.
+
+        A patient enrolled because the least-squares slope of the run-in, b_i = beta_i0 + d_i0
+        + noise (variance sigma^2 / Sxx_i), was below the threshold c contributes
+        p(y_i | theta) / P(b_i < c | theta), with P(b_i < c) = Phi((c - mu_beta) /
+        sqrt(sd_beta^2 + sd_drift^2 + sigma^2 / Sxx_i)). mu_beta and sd_beta then describe the
+        patients screened, not those enrolled, which removes regression to the mean.
+        """
+        k = self._constants()
+        sel = k["enrolled"]
+        var = sd_beta**2 + sigma**2 / k["runin_sxx"][sel]
+        if sd_drift is not None:
+            var = var + sd_drift**2
+        z = (k["enrol_threshold"] - mu_beta) / pt.sqrt(var)
+        pm.Potential("enrolment", -pm.logcdf(pm.Normal.dist(0.0, 1.0), z).sum())
 
     def _effect_sds(self):
         """sd_patient and sd_patient_cycle, sampled as their total and the patient's share.
@@ -321,11 +444,13 @@ class SlopeShiftModel:
 
     def draw_effects(self, posterior: xr.Dataset, random_seed: int) -> tuple[xr.Dataset,
                                                                               xr.DataArray]:
-        """Draw the integrated-out slowing effects from their exact conditional posterior.
+        """Draw the integrated-out effects from their exact conditional posterior.
 
         Only for the marginal model (see :mod:`slopeshift.marginal`): for every posterior draw,
-        (z_i, z_ik) ~ N(H^-1 h, sigma^2 H^-1) given the sampled parameters, so the joint draws
-        are draws from the full posterior.
+        the effects are drawn from N(H^-1 h, sigma^2 H^-1) given the sampled parameters, so the
+        joint draws are draws from the full posterior. A cycle's combined deviation (slowing
+        plus natural drift) is then split into its two parts from their exact conditional
+        distribution.
 
         Parameters
         ----------
@@ -336,12 +461,16 @@ class SlopeShiftModel:
         Returns
         -------
         effects : xarray.Dataset
-            ``rho`` and ``slope`` (chain, draw, patient, cycle; NaN where no cycle),
-            ``z_patient`` and ``z_patient_cycle``.
+            ``rho`` (treatment slowing; NaN where no cycle and for patients without a
+            treatment effect), ``slope`` (the cycle's slope, points/month; NaN where no
+            cycle), ``natural_slope`` (the rate expected without treatment: persistent rate
+            plus systematic change), ``drift`` (the cycle's natural drift, points/month),
+            ``slope_runin`` (the run-in slope), ``z_patient`` and ``z_patient_cycle``.
         log_likelihood : xarray.DataArray
             Marginal log density of each patient's scores (chain, draw, patient).
         """
         ratio = self.config["parameterization"] == "ratio"
+        drift = self.config["drift"]
         k = self._constants()
         has, p_idx = k["has"], k["p_idx"]
         n_p, n_k = has.shape
@@ -356,12 +485,18 @@ class SlopeShiftModel:
         eff_at_mean, theta = arr(f"{key}_at_mean_interval"), arr("theta")
         sd_p, sd_c, sigma = arr("sd_patient"), arr("sd_patient_cycle"), arr("sigma")
         gamma = arr("gamma") if "gamma" in posterior else None
+        nat_par = {n: arr(n) for n in ("acceleration", "natural_cycle") if n in posterior}
+        sd_d = arr("sd_drift") if drift else None
         total = n_chain * n_draw
-        out = {n: np.empty((total, n_p, n_k)) for n in ("rho", "slope", "z_patient_cycle")}
+        names = ("rho", "slope", "z_patient_cycle", "natural_slope", "drift")
+        out = {n: np.empty((total, n_p, n_k)) for n in names}
         out["z_patient"] = np.empty((total, n_p))
+        out["slope_runin"] = np.empty((total, n_p))
         loglik = np.empty((total, n_p))
         bounds = np.flatnonzero(np.diff(p_idx, prepend=-1))  # visits are sorted by patient
-        chunk = max(1, int(2e7 // max(len(p_idx), 1)))
+        x_all = np.column_stack([k["x_cycle"], k["x_pre"]])
+        T = k["effect"]
+        chunk = max(1, int(2e7 // max(len(p_idx) * (n_k + 1), 1)))
         for lo in range(0, total, chunk):
             sl = slice(lo, min(lo + chunk, total))
             col = (slice(None), None)
@@ -369,37 +504,57 @@ class SlopeShiftModel:
             if gamma is not None:
                 m = m + (gamma[sl] @ k["x_std"].T)[:, :, None]
             b0 = beta[sl]
-            fixed = b0[:, :, None] * (1.0 - m) if ratio else b0[:, :, None] + m
+            natural = self._natural(b0, k, {n: v[sl] for n, v in nat_par.items()})
+            fixed = natural * (1.0 - T * m) if ratio else natural + T * m
+            load = -natural * T if ratio else T + 0.0 * natural
             mu = (alpha[sl][:, p_idx] + b0[:, p_idx] * k["x_pre"]
                   + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
             resid = k["y"] - mu
-            b = np.add.reduceat(resid[:, :, None] * k["x_cycle"], bounds, axis=1)
+            b = np.add.reduceat(resid[:, :, None] * x_all, bounds, axis=1)
             c = np.add.reduceat(resid**2, bounds, axis=1)
-            s = -b0 if ratio else np.ones_like(b0)
-            terms = marginal_terms(
-                [b[:, :, j] for j in range(n_k)], c, k["gram"], k["n_visits"], s,
-                sd_p[sl][col], sd_c[sl][col], sigma[sl][col], sqrt=np.sqrt, log=np.log,
+            sdd = None if sd_d is None else sd_d[sl][col]
+            loadings, q = self._loadings(load, sd_p[sl][col], sd_c[sl][col], sdd, np.sqrt)
+            terms = low_rank_terms(
+                loadings, k["gram"], [b[:, :, j] for j in range(n_k + 1)], c, k["n_visits"],
+                q, sigma[sl][col], sqrt=np.sqrt, log=np.log,
             )
-            eps = rng.standard_normal((n_k + 1, *c.shape))
+            eps = rng.standard_normal((q, *c.shape))
             zeta = marginal_draws(terms, sigma[sl][col], eps)
-            z_cyc = np.stack(zeta[:n_k], axis=-1)
-            dev = sd_p[sl][:, None, None] * zeta[n_k][:, :, None] + sd_c[sl][:, None, None] * z_cyc
-            if ratio:
-                slope, rho = fixed - b0[:, :, None] * dev, m + dev
+            # the cycle's combined deviation v = s * zeta_k, split into slowing and drift
+            a_sd = np.abs(load) * sd_c[sl][:, None, None]  # SD of the slowing part of v
+            v = np.stack([loadings[(j, j)] * zeta[j] for j in range(n_k)], axis=-1)
+            if sdd is None:
+                part = v
+                drift_k = np.zeros_like(v)
             else:
-                slope, rho = fixed + dev, (m + dev) / np.abs(b0)[:, :, None]
-            out["rho"][sl] = np.where(has, rho, np.nan)
+                s2 = a_sd**2 + sd_d[sl][:, None, None] ** 2
+                lam = a_sd**2 / s2
+                cond_sd = np.sqrt(a_sd**2 * sd_d[sl][:, None, None] ** 2 / s2)
+                part = lam * v + cond_sd * rng.standard_normal(v.shape)
+                drift_k = v - part
+            scale = load * sd_c[sl][:, None, None]
+            safe = np.where(scale != 0, scale, 1.0)
+            z_cyc = np.where(scale != 0, part / safe, rng.standard_normal(v.shape))
+            z_pat = zeta[n_k]
+            dev = sd_p[sl][:, None, None] * z_pat[:, :, None] + sd_c[sl][:, None, None] * z_cyc
+            slope = fixed + load * sd_p[sl][:, None, None] * z_pat[:, :, None] + v
+            rho = m + dev if ratio else (m + dev) / np.abs(natural)
+            cell = has & (T > 0)
+            out["rho"][sl] = np.where(cell, rho, np.nan)
             out["slope"][sl] = np.where(has, slope, np.nan)
+            out["natural_slope"][sl] = np.where(has, natural, np.nan)
+            out["drift"][sl] = np.where(has, drift_k, np.nan)
             out["z_patient_cycle"][sl] = z_cyc
-            out["z_patient"][sl] = zeta[n_k]
+            out["z_patient"][sl] = z_pat
+            out["slope_runin"][sl] = b0 + (0.0 if sdd is None else sdd * zeta[n_k + 1])
             loglik[sl] = terms.logp
         coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                   "patient": self.design["patient"].values, "cycle": self.design["cycle"].values}
         dims = ("chain", "draw", "patient", "cycle")
         effects = xr.Dataset(
-            {n: (dims, v.reshape(n_chain, n_draw, n_p, n_k)) for n, v in out.items()
-             if n != "z_patient"}
-            | {"z_patient": (dims[:3], out["z_patient"].reshape(n_chain, n_draw, n_p))},
+            {n: (dims, out[n].reshape(n_chain, n_draw, n_p, n_k)) for n in names}
+            | {n: (dims[:3], out[n].reshape(n_chain, n_draw, n_p))
+               for n in ("z_patient", "slope_runin")},
             coords=coords,
         )
         ll = xr.DataArray(loglik.reshape(n_chain, n_draw, n_p), dims=dims[:3],
@@ -499,11 +654,28 @@ class SlopeShiftModel:
 
 
 def design_weights(design: xr.Dataset) -> xr.DataArray:
-    """Patient-months observed in each cycle (the weights of rho_bar), normalised to sum to 1."""
-    w = (design["cycle_length"] * design["observed"]).sum("patient")
+    """Patient-months observed in each cycle (the weights of rho_bar), normalised to sum to 1.
+
+    Only patients who carry a treatment effect (the treated arm) count.
+    """
+    eff = design["effect"] if "effect" in design else design["treated"]
+    if "floor" in design and design.attrs.get("floors", "exclude") == "exclude":
+        eff = eff & ~design["floor"]
+    w = (design["cycle_length"] * design["observed"] * eff).sum("patient")
     if float(w.sum()) <= 0:
-        w = design["has_cycle"].sum("patient").astype(float)
+        w = (design["has_cycle"] * eff).sum("patient").astype(float)
     return w / w.sum()
+
+
+def _check_enrolment(enrolment: float | str | None) -> float | str | None:
+    if enrolment is None or enrolment == "auto":
+        return enrolment
+    if isinstance(enrolment, str) or not np.isfinite(float(enrolment)):
+        raise ValueError(
+            "enrolment must be 'auto', None (all-comers) or the run-in slope below which "
+            f"patients were enrolled, in outcome units/month (e.g. -0.5); got {enrolment!r}."
+        )
+    return float(enrolment)
 
 
 def _choose_effects(effects: str | None, likelihood: str, censored: bool, jump: bool) -> str:

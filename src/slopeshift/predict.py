@@ -96,7 +96,7 @@ def trajectory_draws(
         raise ValueError("months must be a non-empty sequence of finite numbers (months).")
     t = xr.DataArray(grid, dims="month", coords={"month": grid})
 
-    mu = post["alpha"].sel(patient=p) + post["beta_pre"].sel(patient=p) * np.minimum(t, 0.0)
+    mu = post["alpha"].sel(patient=p) + _runin_slope(post).sel(patient=p) * np.minimum(t, 0.0)
     has = d["has_cycle"].sel(patient=p)
     if has.any():
         tau = d["injection_month"].sel(patient=p)
@@ -160,7 +160,7 @@ def visit_mean_draws(idata: xr.DataTree) -> xr.DataArray:
     post = _posterior(idata)
     idx = d["patient_index"]
     has = d["has_cycle"]
-    mu = post["alpha"].isel(patient=idx) + post["beta_pre"].isel(patient=idx) * d["x_pre"]
+    mu = post["alpha"].isel(patient=idx) + _runin_slope(post).isel(patient=idx) * d["x_pre"]
     for k in d["cycle"].values:
         slope = post["slope"].sel(cycle=k).where(has.sel(cycle=k), 0.0)
         mu = mu + slope.isel(patient=idx) * d["x_cycle"].sel(cycle=k)
@@ -216,3 +216,8 @@ def predictive_scores(
     out.name = "y_rep"
     out.attrs = {"units": "outcome units (ALSFRS-R points)"}
     return out
+
+
+def _runin_slope(post: xr.Dataset) -> xr.DataArray:
+    """The run-in slope (points/month): persistent rate plus run-in drift, where modelled."""
+    return post["slope_runin"] if "slope_runin" in post else post["beta_pre"]

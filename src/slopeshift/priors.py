@@ -7,6 +7,7 @@ nothing passed in is mutated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ PRIOR_DISTS: dict[str, tuple[str, ...]] = {
     "StudentT": ("nu", "mu", "sigma"),
     "Exponential": ("lam",),
     "Gamma": ("alpha", "beta"),
+    "LogNormal": ("mu", "sigma"),
 }
 
 # What each key means, for documentation and error messages.
@@ -40,6 +42,11 @@ PRIOR_DOCS: dict[str, str] = {
     "nu": "degrees of freedom of the Student-t likelihood",
     "jump": "population mean acute jump at each injection (outcome units)",
     "sd_jump": "SD of the acute jump between patients (outcome units)",
+    "sd_drift": "SD of the period-to-period drift of a patient's natural rate (units/month)",
+    "acceleration": "systematic change of the natural rate per month of follow-up "
+                    "(units/month per month; negative = decline speeds up)",
+    "natural_cycle": "natural change of the rate in each cycle that a control arm measures "
+                     "(units/month; with controls only)",
 }
 
 
@@ -136,6 +143,11 @@ def default_priors(outcome: str, parameterization: str = "ratio",
             "sigma": Prior("HalfNormal", sigma=8.0),
             "jump": Prior("Normal", mu=0.0, sigma=5.0),
             "sd_jump": Prior("HalfNormal", sigma=3.0),
+            # natural history (docs/model.md, "Natural change"): drift SD about 1.3 %/month,
+            # second 6-month window 1.1 %/month steeper -> about -0.18 %/month per month
+            "sd_drift": Prior("LogNormal", mu=math.log(1.3), sigma=0.3),
+            "acceleration": Prior("Normal", mu=-0.18, sigma=0.09),
+            "natural_cycle": Prior("Normal", mu=0.0, sigma=2.5),
         }
     elif outcome == "alsfrs_r":
         scale = {
@@ -146,6 +158,12 @@ def default_priors(outcome: str, parameterization: str = "ratio",
             "sigma": Prior("HalfNormal", sigma=3.0),
             "jump": Prior("Normal", mu=0.0, sigma=2.0),
             "sd_jump": Prior("HalfNormal", sigma=1.0),
+            # natural history (docs/model.md, "Natural change"): consecutive 6-month slopes
+            # correlate 0.3 -> drift SD about 0.5 points/month; the second window is 0.14
+            # points/month steeper -> about -0.023 points/month per month
+            "sd_drift": Prior("LogNormal", mu=math.log(0.5), sigma=0.25),
+            "acceleration": Prior("Normal", mu=-0.023, sigma=0.012),
+            "natural_cycle": Prior("Normal", mu=0.0, sigma=1.0),
         }
     else:
         scale = {}
@@ -176,11 +194,12 @@ def default_priors(outcome: str, parameterization: str = "ratio",
     return scale | effect | common
 
 
-def required_keys(parameterization: str) -> list[str]:
-    """Prior keys every model of this parameterisation needs."""
+def required_keys(parameterization: str, natural: bool = True) -> list[str]:
+    """Prior keys every model of this parameterisation needs (``natural``: with drift)."""
     effect = "rho_cycle" if parameterization == "ratio" else "delta_cycle"
-    return ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
+    keys = ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
             "sd_patient_cycle", "theta", "gamma", "sigma", "nu", "jump", "sd_jump"]
+    return keys + (["sd_drift", "acceleration", "natural_cycle"] if natural else [])
 
 
 def resolve_priors(
@@ -188,6 +207,7 @@ def resolve_priors(
     parameterization: str,
     user: Mapping | None,
     data_centre: float | None,
+    natural: bool = True,
 ) -> dict[str, Prior]:
     """Merge user priors into the defaults, rejecting unknown keys and reporting missing ones.
 
@@ -197,12 +217,15 @@ def resolve_priors(
         As for :func:`default_priors`.
     user : mapping, optional
         ``{name: Prior or dict}``; replaces defaults key by key.
+    natural : bool, default True
+        Whether the model has natural drift (then ``sd_drift``, ``acceleration`` and
+        ``natural_cycle`` are needed too).
 
     Returns
     -------
     dict of str to Prior
     """
-    valid = required_keys(parameterization)
+    valid = required_keys(parameterization, natural)
     user = dict(user or {})
     unknown = sorted(k for k in user if k not in valid)
     if unknown:
@@ -210,9 +233,9 @@ def resolve_priors(
             f"unknown prior name(s) {unknown} for the {parameterization} parameterisation; "
             f"valid names: {valid}."
         )
-    merged = default_priors(outcome, parameterization, data_centre) | {
-        k: Prior.from_value(v) for k, v in user.items()
-    }
+    defaults = {k: v for k, v in default_priors(outcome, parameterization, data_centre).items()
+                if k in valid}
+    merged = defaults | {k: Prior.from_value(v) for k, v in user.items()}
     missing = [k for k in valid if k not in merged]
     if missing:
         raise ValueError(

@@ -25,7 +25,7 @@ from slopeshift import plots
 from slopeshift.data import DAYS_PER_MONTH
 from slopeshift.fit import ESS_MIN, RHAT_MAX
 from slopeshift.priors import Prior
-from slopeshift.summaries import CAVEAT
+from slopeshift.summaries import CAVEAT, natural_history_note
 from slopeshift.tables import (
     cycle_table,
     export_table,
@@ -55,7 +55,7 @@ _SAMPLERS = {
 _PRIOR_LABELS = {
     "mu_alpha": "population mean score at the first injection",
     "sd_alpha": "its between-patient SD",
-    "mu_beta": "population mean run-in slope (per month)",
+    "mu_beta": "population mean natural rate in the run-in (per month)",
     "sd_beta": "its between-patient SD",
     "rho_cycle": "population slowing in each cycle",
     "delta_cycle": "population change of slope in each cycle (per month)",
@@ -67,6 +67,9 @@ _PRIOR_LABELS = {
     "nu": "Student-t degrees of freedom",
     "jump": "mean acute change at an injection",
     "sd_jump": "its between-patient SD",
+    "sd_drift": "SD of the natural drift of a patient's rate between periods (per month)",
+    "acceleration": "systematic change of the natural rate (per month, per month)",
+    "natural_cycle": "natural change of the rate in each cycle, measured by the controls",
 }
 #: Above this many patients the report leaves the per-patient forest plot out.
 _MAX_FOREST = 200
@@ -111,6 +114,8 @@ def _used_priors(config: dict) -> list[str]:
         keys.append("nu")
     if config.get("jump"):
         keys += ["jump", "sd_jump"]
+    if config.get("drift"):
+        keys += ["sd_drift", "acceleration", "natural_cycle"]
     return [k for k in keys if k in config["priors"]]
 
 
@@ -158,8 +163,8 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
     str
         Plain English: the model, priors, sampler settings and seed, convergence criteria
         and whether they were met, the responder definition, and the versions of slopeshift,
-        PyMC, PyTensor, ArviZ, nutpie and NumPy; it states that slowing is relative to each
-        patient's own run-in.
+        PyMC, PyTensor, ArviZ, nutpie and NumPy; it states the natural-history assumption
+        and what the slowing is relative to.
     """
     cfg = fit.config
     spec = fit.data.spec
@@ -174,15 +179,22 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
         "from population normal distributions, and a slope in each treatment cycle, a cycle "
         "running from one injection to the next (the last to the patient's last visit)."
     ]
+    base = ("the patient's natural rate in that cycle (the persistent run-in rate, changed "
+            "by the natural-history acceleration" + (" and the change the controls measured"
+                                                     if _has_controls(fit) else "") + ")"
+            if cfg.get("drift") else "the run-in slope")
+    drift = (f" plus a natural drift of the rate, normal with an SD estimated ({spec.unit}/month;"
+             " the run-in rate drifts likewise)" if cfg.get("drift") else "")
     if ratio:
-        s.append("The slope in cycle k of patient i was the run-in slope multiplied by "
-                 "(1 \u2212 \u03c1_ik), so that \u03c1_ik is the fractional slowing of decline "
-                 "relative to the patient's own run-in (0, no change; 0.25, 25% slower decline; "
-                 "1, decline halted).")
+        s.append(f"The slope in cycle k of patient i was {base} multiplied by "
+                 f"(1 \u2212 \u03c1_ik){drift}, so that \u03c1_ik is the fractional slowing of "
+                 "decline relative to the patient's natural rate (0, no change; 0.25, 25% "
+                 "slower decline; 1, decline halted).")
     else:
-        s.append("The slope in cycle k of patient i was the run-in slope plus a change "
-                 f"\u03b4_ik ({spec.unit}/month); the slowing \u03c1_ik was derived as \u03b4_ik "
-                 "divided by the absolute run-in slope, relative to the patient's own run-in.")
+        s.append(f"The slope in cycle k of patient i was {base} plus a change "
+                 f"\u03b4_ik ({spec.unit}/month){drift}; the slowing \u03c1_ik was derived as "
+                 "\u03b4_ik divided by the absolute natural rate.")
+    s.append(natural_history_note(cfg))
     sym = "\u03c1" if ratio else "\u03b4"
     cov = cfg.get("covariates") or []
     named = cfg.get("interval", "cycle_length") in ("cycle_length", "since_previous")
@@ -241,8 +253,15 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
     v = software_versions()
     cited = ", ".join(f"{_DISPLAY[k]} {v[k]}" for k in PACKAGES[1:])
     s.append(f"Analyses used slopeshift {v['slopeshift']} ({cited}) on Python {v['python']}.")
-    s.append("Without a control arm, slowing is relative to each patient's own run-in.")
+    if not _has_controls(fit):
+        s.append("Without a control arm, slowing is relative to each patient's natural rate as "
+                 "the natural-history assumptions above project it.")
     return " ".join(s)
+
+
+def _has_controls(fit: FitResult) -> bool:
+    d = fit.design
+    return bool("arm" in d and ((d["arm"] != "treated") & d["treated"]).any())
 
 
 def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:

@@ -20,6 +20,7 @@ import xarray as xr
 __all__ = [
     "CAVEAT",
     "cycle_table",
+    "natural_history_note",
     "interval_effect_draws",
     "interval_table",
     "patient_slowing_draws",
@@ -29,11 +30,62 @@ __all__ = [
     "slowing_table",
 ]
 
-#: The note every table carries: slowing is relative to each patient's own run-in.
+#: The note every table carries: what the slowing is relative to.
 CAVEAT = (
-    "Slowing is relative to each patient's own run-in (no control arm): regression to the mean "
-    "and natural deceleration of ALS progression can look like a treatment effect."
+    "Slowing is relative to each patient's natural rate of decline: the run-in rate, carried "
+    "forward with the natural-history drift and acceleration (and, with a control arm, the "
+    "change the controls showed). Without controls that natural change comes from published "
+    "natural history, not from this trial: a population that slows naturally more than "
+    "untreated ALS patients do can still look treated."
 )
+
+
+def natural_history_note(config: dict) -> str:
+    """One sentence naming the natural-history assumption a fit used (for tables and report).
+
+    Parameters
+    ----------
+    config : dict
+        A fit's configuration (``FitResult.config``).
+
+    Returns
+    -------
+    str
+    """
+    pri = config.get("priors", {})
+    if not config.get("drift", False):
+        text = ("No natural drift: each patient's run-in rate is assumed to continue unchanged "
+                "without treatment (regression to the mean and drift count as slowing).")
+    else:
+        text = (f"Natural drift of each patient's rate from period to period, SD prior "
+                f"{_prior_text(pri.get('sd_drift'))} per month, and a systematic change of the "
+                f"natural rate with prior {_prior_text(pri.get('acceleration'))} per month "
+                "(published natural history of placebo-treated ALS patients; docs/model.md).")
+    rule = config.get("enrolment")
+    if rule == "auto":
+        text += (" Enrolment: patients assumed enrolled on a run-in slope below the slowest "
+                 "enrolled patient's (the most selective rule the data allow).")
+    elif rule is not None:
+        text += f" Enrolment: run-in slope below {rule:g} per month, modelled."
+    else:
+        text += " Enrolment: not modelled (all-comers)."
+    return text
+
+
+def _prior_text(p: dict | None) -> str:
+    if not p:
+        return "(none)"
+    args = ", ".join(f"{k}={v:.3g}" for k, v in p.items() if k != "dist")
+    return f"{p['dist']}({args})"
+
+
+def _evaluable(d: xr.Dataset) -> xr.DataArray:
+    """Patient x cycle cells in responder counts: observed, in a patient with a treatment effect."""
+    eff = d["effect"] if "effect" in d else d["treated"]
+    out = d["observed"] & eff
+    if "floor" in d and d.attrs.get("floors", "exclude") == "exclude":
+        out = out & ~d["floor"]
+    return out
 SAMPLE = ("chain", "draw")
 CI = (0.025, 0.975)
 
@@ -97,7 +149,7 @@ def patient_slowing_draws(idata: xr.DataTree) -> xr.DataArray:
     """
     rho = _posterior(idata)["rho"]
     d = _design(idata)
-    w = (d["cycle_length"] * d["observed"]).astype(float)
+    w = (d["cycle_length"] * _evaluable(d)).astype(float)
     total = w.sum("cycle")
     wn = (w / total.where(total > 0)).fillna(0.0)
     out = (rho.fillna(0.0) * wn).sum("cycle")
@@ -152,9 +204,10 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
     Returns
     -------
     pandas.DataFrame
-        One row per patient: ``patient``, ``status`` ("treated", "untreated" or "not
-        evaluable": treated but no visit after an injection), ``n_cycles``,
-        ``pre_slope_mean``, ``pre_slope_ci_2.5``, ``pre_slope_ci_97.5`` (points/month),
+        One row per patient: ``patient``, ``status`` ("treated", "untreated", "not
+        evaluable": treated but no visit after an injection, "control" or "external"),
+        ``n_cycles``, ``pre_slope_mean``, ``pre_slope_ci_2.5``, ``pre_slope_ci_97.5`` (the
+        patient's persistent natural rate, points/month),
         ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_i and ``p_gt_<c>``. Untreated and
         not-evaluable patients have no slowing (NaN) and are never counted as responders or
         non-responders.
@@ -168,6 +221,8 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
     evaluable = (d["cycle_length"] * d["observed"]).sum("cycle") > 0
     status = np.where(~d["treated"].values, "untreated",
                       np.where(evaluable.values, "treated", "not evaluable"))
+    if "arm" in d:
+        status = np.where(d["arm"].values != "treated", d["arm"].values, status)
     info = pd.DataFrame({
         "patient": d["patient"].values,
         "status": status,
@@ -209,7 +264,7 @@ def responder_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.2
     rows = []
     scopes = [("overall", rho_i, rho_i.notnull().all(SAMPLE), "patient")]
     for k in d["cycle"].values:
-        scopes.append((f"cycle {k}", rho.sel(cycle=k), d["observed"].sel(cycle=k), "patient"))
+        scopes.append((f"cycle {k}", rho.sel(cycle=k), _evaluable(d).sel(cycle=k), "patient"))
     for c in th:
         for scope, draws, evaluable, dim in scopes:
             n = int(evaluable.sum())
@@ -247,7 +302,7 @@ def cycle_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -
     d = _design(idata)
     post = _posterior(idata)
     table = _stats(post["rho_cycle"], th, zero=True)
-    obs = d["observed"]
+    obs = _evaluable(d)
     table.insert(1, "n_patients", obs.sum("patient").values)
     table.insert(2, "patient_months", (d["cycle_length"] * obs).sum("patient").values)
     for c in th:
