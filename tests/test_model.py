@@ -71,6 +71,7 @@ def test_likelihood_matches_hand_computed_broken_stick(likelihood):
         "rho_cycle_at_mean_interval": rho, "z_patient": np.zeros(3),
         "z_patient_cycle": np.zeros((3, 2)), "sigma_log__": np.log(2.0),
     })
+    point["acceleration"] = np.array(0.0)  # no natural change: the plain broken stick
     if likelihood == "student_t":
         point["nu_log__"] = np.log(5.0)
     logp = pm_model.compile_logp(vars=pm_model.observed_RVs)(point)
@@ -150,6 +151,13 @@ def test_generic_outcome_needs_scale_priors():
     priors = {k: Prior("Normal", mu=0.0, sigma=1.0) for k in ("mu_alpha", "mu_beta", "jump")}
     priors |= {k: Prior("HalfNormal", sigma=1.0) for k in ("sd_alpha", "sd_beta", "sigma",
                                                            "sd_jump")}
+    # natural drift needs the outcome's scale too, unless it is switched off
+    assert SlopeShiftModel(data, priors=priors, drift=False).pymc_model is not None
+    with pytest.raises(ValueError, match=r"no default priors for \['sd_drift'"):
+        SlopeShiftModel(data, priors=priors)
+    priors |= {"sd_drift": Prior("HalfNormal", sigma=0.5),
+               "acceleration": Prior("Normal", mu=0.0, sigma=0.01),
+               "natural_cycle": Prior("Normal", mu=0.0, sigma=0.5)}
     assert SlopeShiftModel(data, priors=priors).pymc_model is not None
 
 

@@ -49,7 +49,7 @@ def test_trajectory_matches_hand_computation(small_fit):
     t_pre, t_c2 = -2.5, tau[1] + 0.5 * length[1]
     mu = trajectory_draws(small_fit.idata, p, months=[t_pre, t_c2])
     a = post["alpha"].sel(patient=p).values
-    b = post["beta_pre"].sel(patient=p).values
+    b = post["slope_runin"].sel(patient=p).values
     s1 = post["slope"].sel(patient=p, cycle=1).values
     s2 = post["slope"].sel(patient=p, cycle=2).values
     np.testing.assert_allclose(mu.isel(month=0).values, a + b * t_pre)
@@ -83,7 +83,7 @@ def test_untreated_trajectory_is_the_run_in_line(small_fit):
     mu = trajectory_draws(small_fit.idata, p, months=[-3.0, 0.0])
     post = small_fit.posterior
     np.testing.assert_allclose(mu.isel(month=0).values,
-                               (post["alpha"] - 3.0 * post["beta_pre"]).sel(patient=p).values)
+                               (post["alpha"] - 3.0 * post["slope_runin"]).sel(patient=p).values)
 
 
 def test_default_grid_spans_visits_and_holds_injections(small_fit):
@@ -120,7 +120,7 @@ def test_visit_means_match_hand_computation(small_fit):
     d = small_fit.design
     idx = d["patient_index"].values
     slope = np.nan_to_num(post["slope"].values)  # NaN only where the patient has no cycle
-    expected = (post["alpha"].values[..., idx] + post["beta_pre"].values[..., idx]
+    expected = (post["alpha"].values[..., idx] + post["slope_runin"].values[..., idx]
                 * d["x_pre"].values
                 + (slope[:, :, idx, :] * d["x_cycle"].values).sum(axis=-1))
     np.testing.assert_allclose(mu.values, expected, atol=1e-10)
