@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ import xarray as xr
 
 from slopeshift.data import TrialData
 from slopeshift.design import build_design
+from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
 from slopeshift.marginal import exposure_gram, low_rank_terms
 from slopeshift.priors import Prior, resolve_priors
@@ -131,8 +133,12 @@ class SlopeShiftModel:
             raise ValueError("no patient received an injection: there is no cycle to analyse.")
         arm = data.patients["arm"] if "arm" in data.patients else None
         if arm is not None and not (data.patients["treated"] & (arm == "treated")).any():
-            raise ValueError("no patient of the treated arm received an injection: there is no "
-                             "treatment effect to estimate (every patient is a control).")
+            warnings.warn(
+                "no patient of the treated arm received an injection: the model estimates "
+                "natural history only, and every treatment quantity is its prior "
+                "(see NaturalHistory.from_cohort for untreated cohorts).",
+                DataWarning, skip_file_prefixes=_PACKAGE_DIR,
+            )
         self.data = data
         self.config = {
             "parameterization": parameterization,
