@@ -162,8 +162,11 @@ def test_generic_outcome_needs_scale_priors():
 
 
 def test_fvc_defaults():
-    pri = default_priors("fvc")
+    pri = default_priors("fvc", natural=False)
     assert pri["mu_beta"].params == {"mu": -2.5, "sigma": 2.0}
+    # with natural drift (the default), the screened population comes from natural history
+    assert default_priors("fvc")["mu_beta"].params == {"mu": -1.6, "sigma": 0.8}
+    assert default_priors("alsfrs_r")["sd_beta"].dist == "LogNormal"
     assert pri["sigma"].params == {"sigma": 8.0}
 
 

@@ -111,12 +111,23 @@ class Prior:
         return f"{self.dist}({args})"
 
 
+# The screened population of persistent rates, from published natural history (docs/model.md):
+# ALSFRS-R median 6-month slope -0.7 to -0.9 points/month, persistent-rate SD about 0.41 (the
+# correlation 0.3 of consecutive 6-month slopes); FVC median -1.2 %/month (mean about -1.6),
+# persistent-rate SD about 1.05.
+_NATURAL_POPULATION = {
+    "alsfrs_r": {"mu_beta": Prior("Normal", mu=-0.9, sigma=0.35),
+                 "sd_beta": Prior("LogNormal", mu=math.log(0.45), sigma=0.35)},
+    "fvc": {"mu_beta": Prior("Normal", mu=-1.6, sigma=0.8),
+            "sd_beta": Prior("LogNormal", mu=math.log(1.05), sigma=0.35)},
+}
+
 # Slope scale per outcome (units/month): sets the additive defaults.
 _SCALES = {"alsfrs_r": 1.0, "fvc": 2.5}
 
 
 def default_priors(outcome: str, parameterization: str = "ratio",
-                   data_centre: float | None = None) -> dict[str, Prior]:
+                   data_centre: float | None = None, natural: bool = True) -> dict[str, Prior]:
     """Default priors for an outcome (the table in docs/model.md, with the reasons).
 
     Parameters
@@ -128,6 +139,12 @@ def default_priors(outcome: str, parameterization: str = "ratio",
         Which treatment-effect parameterisation the priors are for.
     data_centre : float, optional
         Centre of the observed scores: the mean of the ``mu_alpha`` prior.
+    natural : bool, default True
+        Priors for the model with natural drift (the default model). Its population of
+        persistent rates (``mu_beta``, ``sd_beta``) is that of the patients **screened**, whose
+        run-in rates the published natural history describes, so these two priors are
+        informative (see docs/model.md); with ``natural=False`` they are the wide priors of the
+        model without drift.
 
     Returns
     -------
@@ -167,6 +184,8 @@ def default_priors(outcome: str, parameterization: str = "ratio",
         }
     else:
         scale = {}
+    if natural and outcome in _NATURAL_POPULATION:
+        scale |= _NATURAL_POPULATION[outcome]
     common = {
         "gamma": Prior("Normal", mu=0.0, sigma=0.2),
         "nu": Prior("Gamma", alpha=2.0, beta=0.1),
@@ -233,8 +252,8 @@ def resolve_priors(
             f"unknown prior name(s) {unknown} for the {parameterization} parameterisation; "
             f"valid names: {valid}."
         )
-    defaults = {k: v for k, v in default_priors(outcome, parameterization, data_centre).items()
-                if k in valid}
+    defaults = {k: v for k, v in default_priors(outcome, parameterization, data_centre,
+                                                natural).items() if k in valid}
     merged = defaults | {k: Prior.from_value(v) for k, v in user.items()}
     missing = [k for k in valid if k not in merged]
     if missing:

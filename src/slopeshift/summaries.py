@@ -172,18 +172,26 @@ def slowing_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
         One row per patient x cycle received: ``patient``, ``cycle``, ``injection_month``
         (months since the first injection), ``cycle_length`` (months), ``interval`` (the
         interval covariate, months), ``observed`` (a visit during the cycle; unobserved cycles
-        stay out of responder counts), ``slope_mean`` (points/month in the cycle), ``mean``,
-        ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_ik and ``p_gt_<c>``.
+        stay out of responder counts), ``slope_mean`` (points/month in the cycle), ``floor``
+        (an ALSFRS-R domain sat at its lasting floor during the cycle; such cycles carry no
+        slowing by default), ``natural_slope_mean`` and ``drift_mean`` (the natural rate
+        expected without treatment and the cycle's natural drift, points/month; models with
+        drift), ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_ik and ``p_gt_<c>`` (NaN for
+        controls and floored cycles).
     """
     th = _thresholds(threshold)
     post = _posterior(idata)
     d = _design(idata)
     table = _stats(post["rho"], th)
     keys = ["patient", "cycle"]
+    extra = {"floor": d["floor"]} if "floor" in d else {}
+    if "natural_slope" in post:
+        extra["natural_slope_mean"] = post["natural_slope"].mean(SAMPLE)
+        extra["drift_mean"] = post["drift"].mean(SAMPLE)
     info = xr.Dataset({
         "has_cycle": d["has_cycle"], "injection_month": d["injection_month"],
         "cycle_length": d["cycle_length"], "interval": d["interval"],
-        "observed": d["observed"], "slope_mean": post["slope"].mean(SAMPLE),
+        "observed": d["observed"], "slope_mean": post["slope"].mean(SAMPLE), **extra,
     }).to_dataframe().reset_index()
     info = info[info["has_cycle"]].drop(columns="has_cycle")
     out = info.merge(table, on=keys, how="left")
@@ -207,7 +215,8 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
         One row per patient: ``patient``, ``status`` ("treated", "untreated", "not
         evaluable": treated but no visit after an injection, "control" or "external"),
         ``n_cycles``, ``pre_slope_mean``, ``pre_slope_ci_2.5``, ``pre_slope_ci_97.5`` (the
-        patient's persistent natural rate, points/month),
+        patient's persistent natural rate, points/month), ``floored_cycles`` (cycles spent
+        with an ALSFRS-R domain at its lasting floor, left out of the slowing by default),
         ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_i and ``p_gt_<c>``. Untreated and
         not-evaluable patients have no slowing (NaN) and are never counted as responders or
         non-responders.
@@ -223,6 +232,7 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
                       np.where(evaluable.values, "treated", "not evaluable"))
     if "arm" in d:
         status = np.where(d["arm"].values != "treated", d["arm"].values, status)
+    floored = d["floor"].sum("cycle").values if "floor" in d else np.zeros(len(status), int)
     info = pd.DataFrame({
         "patient": d["patient"].values,
         "status": status,
@@ -230,6 +240,7 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
         "pre_slope_mean": beta.mean(SAMPLE).values,
         "pre_slope_ci_2.5": beta.quantile(CI[0], SAMPLE).values,
         "pre_slope_ci_97.5": beta.quantile(CI[1], SAMPLE).values,
+        "floored_cycles": floored,
     })
     out = info.merge(table, on="patient", how="left")
     out.attrs["note"] = CAVEAT
@@ -290,7 +301,9 @@ def cycle_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -
     Returns
     -------
     pandas.DataFrame
-        One row per cycle: ``cycle``, ``n_patients`` (with a visit during the cycle),
+        One row per cycle: ``cycle``, ``n_patients`` (treated-arm patients with a visit
+        during the cycle and no domain at its floor), ``n_floor_excluded`` (left out for a
+        floor),
         ``patient_months`` (months observed), ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of the
         population slowing rho_k (at the reference interval), ``p_gt_0`` and ``p_gt_<c>``, and
         per threshold ``responders_mean_<c>``, ``responders_median_<c>`` (posterior mean and
@@ -304,6 +317,10 @@ def cycle_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -
     table = _stats(post["rho_cycle"], th, zero=True)
     obs = _evaluable(d)
     table.insert(1, "n_patients", obs.sum("patient").values)
+    if "floor" in d:
+        eff = d["effect"] if "effect" in d else d["treated"]
+        table.insert(2, "n_floor_excluded", (d["observed"] & eff & d["floor"]).sum(
+            "patient").values)
     table.insert(2, "patient_months", (d["cycle_length"] * obs).sum("patient").values)
     for c in th:
         means, meds, cis = [], [], []

@@ -1,0 +1,177 @@
+"""False and true calls on realistic ALS trials: today's defaults beside the old model.
+
+Trials come from :func:`slopeshift.simulate_realistic_trial`, a generator that does not share
+the model's formulas (a latent item-level progression whose pace drifts as an Ornstein-Uhlenbeck
+process, floors, dropout that is more likely for fast decliners) and whose untreated patients
+reproduce the published natural-history figures (docs/model.md). Patients are enrolled when
+their run-in least-squares slope is steeper than the screened patients' median.
+
+Scenarios (each over many simulated trials):
+
+- ``null``: no treatment effect for anyone (``effect=0``, ``effect_sd=0``), sham injections 3
+  months apart after a 6-month run-in; single-arm, and two-arm with a concurrent control arm of
+  the same size.
+- ``effect``: population slowing 0.5 at a 3-month interval, interval effect -0.08 per month,
+  patient SD 0.2, injections 3, 3 and 5 months apart (the motivating design).
+
+Models: ``default`` (natural drift and acceleration, enrolment 'auto'), ``old`` (drift=False,
+enrolment=None: the run-in rate assumed to continue, as before), and on two-arm trials
+``default`` with the controls. The classical rule (per-patient least squares, > 25% slowing)
+is counted on the same trials.
+
+    python benchmarks/bench_natural_history.py --sizes 20 60 --trials 20 --workers 2 \\
+        --out benchmarks/results/natural_history.csv
+
+Each trial is one task with its own seed (trial index + scenario), so results do not depend on
+the number of workers. Rows are appended to ``--out`` as they finish; a second run with the same
+``--out`` skips the tasks already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+
+THRESHOLD = 0.25
+PROB = 0.9
+DESIGNS = {
+    "null": dict(effect=0.0, effect_sd=0.0, interval_effect=0.0, gaps=(3.0,),
+                 runin_months=6.0, followup_months=6.0),
+    "effect": dict(effect=0.5, effect_sd=0.2, interval_effect=-0.08, gaps=(3.0, 3.0, 5.0),
+                   runin_months=6.0, followup_months=6.0),
+}
+MODELS = {"default": {}, "old": {"drift": False, "enrolment": None}}
+
+
+def _fit_row(data, truth, model_kw, seed):
+    from slopeshift import SlopeShiftModel
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = SlopeShiftModel(data, **model_kw).fit(draws=1000, tune=1000, chains=4,
+                                                   random_seed=seed, progressbar=False,
+                                                   check=False)
+    pt = fit.patients(THRESHOLD).set_index("patient")
+    pt = pt[pt["status"] == "treated"]
+    called = pt[f"p_gt_{THRESHOLD:g}"] >= PROB
+    true_resp = truth["patients"]["responder"].reindex(pt.index).fillna(False).astype(bool)
+    pop = fit.population(THRESHOLD).set_index("quantity")
+    cyc = pop.loc[[q for q in pop.index if q.startswith("rho_cycle")]]
+    theta = fit.interval_effect(THRESHOLD).set_index("quantity").loc["theta"]
+    a = fit.diagnostics().attrs
+    return {
+        "n_evaluable": int(pt[f"p_gt_{THRESHOLD:g}"].notna().sum()),
+        "declared": int(called.sum()),
+        "true_responders": int(true_resp.sum()),
+        "true_found": int((called & true_resp).sum()),
+        "false_calls": int((called & ~true_resp).sum()),
+        "max_p_cycle_gt_0": float(cyc["p_gt_0"].max()),
+        "p_rho_bar_gt_0": float(pop.loc["rho_bar", "p_gt_0"]),
+        "p_rho_bar_gt_025": float(pop.loc["rho_bar", f"p_gt_{THRESHOLD:g}"]),
+        "rho_bar_mean": float(pop.loc["rho_bar", "mean"]),
+        "theta_mean": float(theta["mean"]),
+        "theta_lo": float(theta["ci_2.5"]),
+        "theta_hi": float(theta["ci_97.5"]),
+        "max_r_hat": float(a["max_r_hat"]),
+        "min_ess": float(min(a["min_ess_bulk"], a["min_ess_tail"])),
+        "divergences": int(a["divergences"]),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def run_task(task: dict) -> list[dict]:
+    """Simulate one trial (single-arm, and two-arm on its own draw) and fit every model."""
+    from slopeshift import classical_analysis, simulate_realistic_trial
+
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    design = DESIGNS[task["scenario"]]
+    rows = []
+    for arms in ("single", "two-arm"):
+        n_ctl = task["size"] if arms == "two-arm" else 0
+        data, truth = simulate_realistic_trial(
+            task["size"], n_controls=n_ctl, enrolment_max_slope="median",
+            random_seed=task["seed"] + (50_000 if n_ctl else 0), **design)
+        cls = classical_analysis(data, threshold=THRESHOLD)
+        cp = cls.patients[cls.patients["group"] == "treated"]
+        classical = int(cp["responder"].fillna(False).astype(bool).sum())
+        for model in (["default", "old"] if arms == "single" else ["default"]):
+            row = {"scenario": task["scenario"], "size": task["size"], "trial": task["trial"],
+                   "arms": arms, "model": model, "classical_declared": classical,
+                   "classical_evaluable": int(cp["reduction"].notna().sum())}
+            row |= _fit_row(data, truth, MODELS[model], task["seed"])
+            rows.append(row)
+    return rows
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Operating characteristics per scenario, size, arms and model."""
+    g = table.groupby(["scenario", "size", "arms", "model"])
+    out = pd.DataFrame({
+        "trials": g.size(),
+        "declared_share": g["declared"].sum() / g["n_evaluable"].sum(),
+        "false_call_share": g["false_calls"].sum() / g["n_evaluable"].sum(),
+        "classical_share": g["classical_declared"].sum() / g["classical_evaluable"].sum(),
+        "true_found_share": g["true_found"].sum() / g["true_responders"].sum().clip(lower=1),
+        "trials_any_cycle_p_gt0_ge_0.9": g["max_p_cycle_gt_0"].apply(lambda x: (x >= 0.9).mean()),
+        "trials_rho_bar_p_gt0_ge_0.975": g["p_rho_bar_gt_0"].apply(lambda x: (x >= 0.975).mean()),
+        "mean_p_rho_bar_gt_0.25": g["p_rho_bar_gt_025"].mean(),
+        "rho_bar_mean": g["rho_bar_mean"].mean(),
+        "theta_mean": g["theta_mean"].mean(),
+        "theta_ci_covers_-0.08": g.apply(
+            lambda x: ((x["theta_lo"] <= -0.08) & (x["theta_hi"] >= -0.08)).mean(),
+            include_groups=False),
+        "healthy_share": g.apply(lambda x: ((x["max_r_hat"] <= 1.01) & (x["min_ess"] >= 400)
+                                            & (x["divergences"] == 0)).mean(),
+                                 include_groups=False),
+        "seconds_per_fit": g["seconds"].mean(),
+    })
+    return out.reset_index()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20, 60])
+    ap.add_argument("--trials", type=int, default=20, help="null trials per size")
+    ap.add_argument("--effect-trials", type=int, default=10, help="effect trials per size")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/results/natural_history.csv")
+    args = ap.parse_args(argv)
+    tasks = []
+    for scenario, n_trials in (("null", args.trials), ("effect", args.effect_trials)):
+        for size in args.sizes:
+            for trial in range(n_trials):
+                seed = 1000 * size + trial + (0 if scenario == "null" else 500)
+                tasks.append({"scenario": scenario, "size": size, "trial": trial, "seed": seed})
+    out = Path(args.out)
+    done = pd.read_csv(out) if out.is_file() else pd.DataFrame()
+    if len(done):
+        have = set(zip(done["scenario"], done["size"], done["trial"], strict=True))
+        tasks = [t for t in tasks if (t["scenario"], t["size"], t["trial"]) not in have]
+    print(f"{len(tasks)} trials to run with {args.workers} worker(s)", flush=True)
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = [pool.submit(run_task, t) for t in tasks]
+        for fut in as_completed(futures):
+            rows = pd.DataFrame(fut.result())
+            out.parent.mkdir(parents=True, exist_ok=True)
+            rows.to_csv(out, mode="a", header=not out.is_file(), index=False)
+            print(rows[["scenario", "size", "trial", "arms", "model", "declared",
+                        "classical_declared", "max_p_cycle_gt_0", "p_rho_bar_gt_0",
+                        "max_r_hat"]].to_string(index=False, header=False), flush=True)
+    table = pd.read_csv(out)
+    summary = summarise(table)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    summary.to_csv(out.with_name(out.stem + "_summary.csv"), index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
