@@ -219,8 +219,17 @@ def test_interval_names():
 
 def test_interval_cycle_length(ds):
     np.testing.assert_array_equal(
-        ds["interval"], [[3, 3, 2], [5, nan, nan], [nan, nan, nan], [4, 0, nan]]
+        ds["interval"], [[3, 3, nan], [nan, nan, nan], [nan, nan, nan], [4, nan, nan]]
     )
+
+
+def test_open_last_cycle_takes_the_planned_interval(tiny):
+    ds = build_design(tiny, planned_interval=3.5)
+    np.testing.assert_array_equal(
+        ds["interval"], [[3, 3, 3.5], [3.5, nan, nan], [nan, nan, nan], [4, 3.5, nan]]
+    )
+    with pytest.raises(ValueError, match="planned_interval must be a positive number"):
+        build_design(tiny, planned_interval=0.0)
 
 
 def test_interval_since_previous(tiny):

@@ -35,6 +35,15 @@ def _expected_mean(data, alpha, beta0, rho):
     return np.array(mu)
 
 
+def _pre_slopes(beta0):
+    """Point values that make the non-centred persistent rates equal ``beta0``."""
+    return {"mu_beta": np.array(0.0), "sd_beta_log__": np.array(0.0), "z_beta_pre": beta0}
+
+
+def _start_slopes(init):
+    return init["mu_beta"] + init["sd_beta"] * init["z_beta_pre"]
+
+
 def test_coords_are_patient_ids_and_cycles():
     model = SlopeShiftModel(_tiny_data(), effects="latent")
     pm_model = model.pymc_model
@@ -42,7 +51,8 @@ def test_coords_are_patient_ids_and_cycles():
     assert list(pm_model.coords["cycle"]) == [1, 2]
     assert pm_model.named_vars_to_dims["rho"] == ("patient", "cycle")
     names = {rv.name for rv in pm_model.free_RVs}
-    assert {"alpha", "beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
+    assert {"alpha", "z_beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
+    assert pm_model.named_vars_to_dims["beta_pre"] == ("patient",)  # non-centred with drift
 
 
 def test_effects_are_integrated_out_by_default_when_exact():
@@ -67,7 +77,7 @@ def test_likelihood_matches_hand_computed_broken_stick(likelihood):
     beta0 = np.array([-1.0, -1.5, -1.0])
     rho = np.array([0.5, 0.2])
     point.update({
-        "alpha": alpha, "beta_pre": beta0, "theta": np.array(0.0),
+        "alpha": alpha, "theta": np.array(0.0), **_pre_slopes(beta0),
         "rho_cycle_at_mean_interval": rho, "z_patient": np.zeros(3),
         "z_patient_cycle": np.zeros((3, 2)), "sigma_log__": np.log(2.0),
     })
@@ -95,14 +105,19 @@ def test_slowing_hierarchy_with_interval_covariate():
     outs = pm_model.replace_rvs_by_values([pm_model["rho"], pm_model["rho_cycle"]])
     fn = pm_model.compile_fn(outs, inputs=pm_model.value_vars, on_unused_input="ignore")
     rho, rho_cycle = fn(point)
-    g = model.design["interval"].values  # A: 3 and 5 months; B: 4 months
+    g = model.design["interval"].values
+    # A: 3 months to its second injection, then an open cycle; B: one open cycle. Open
+    # cycles have no interval: they sit at their cycle's mean and do not inform theta.
+    np.testing.assert_array_equal(np.isnan(g[:2]), [[False, True], [True, True]])
     # rho_k at g_ref = 3: the sampled value at the cycle's mean interval minus theta * offset
-    g_mean = np.array([(3.0 + 4.0) / 2 - 3.0, 5.0 - 3.0])
+    g_mean = np.array([3.0 - 3.0, 0.0])
     np.testing.assert_allclose(rho_cycle, rho_at_mean + 0.1 * g_mean)
-    expected = rho_cycle[None, :] - 0.1 * (g - 3.0)
-    np.testing.assert_allclose(rho[0], expected[0])
-    np.testing.assert_allclose(rho[1, 0], expected[1, 0])
+    np.testing.assert_allclose(rho[0], [rho_cycle[0] - 0.1 * (3.0 - 3.0), rho_at_mean[1]])
+    np.testing.assert_allclose(rho[1, 0], rho_at_mean[0])
     assert np.isnan(rho[1, 1]) and np.isnan(rho[2]).all()
+    # with the protocol's planned interval the open cycles get one (5 months here)
+    planned = SlopeShiftModel(data, planned_interval=5.0).design["interval"].values
+    np.testing.assert_array_equal(planned[:2], [[3.0, 5.0], [5.0, np.nan]])
 
 
 def test_additive_jump_censored_and_covariates_build():
@@ -186,7 +201,9 @@ def test_initial_values_start_at_runin_least_squares():
     model = SlopeShiftModel(_tiny_data())
     init = model.initial_values()
     slope_a = np.polyfit([-4, -2, 0], [40, 38, 36], 1)[0]
-    assert init["beta_pre"][0] == pytest.approx(slope_a)
+    assert _start_slopes(init)[0] == pytest.approx(slope_a)
+    centred = SlopeShiftModel(_tiny_data(), drift=False).initial_values()
+    assert centred["beta_pre"][0] == pytest.approx(slope_a)
     assert init["alpha"][0] == pytest.approx(36.0)
 
 
@@ -223,8 +240,8 @@ def test_ratio_starts_never_on_the_wrong_side_of_zero():
     })
     injections = pd.DataFrame({"patient": ["A", "B", "C"], "time": [0, 0, 0]})
     data = TrialData.from_frames(visits, injections)
-    ratio = SlopeShiftModel(data).initial_values()["beta_pre"]
+    ratio = _start_slopes(SlopeShiftModel(data).initial_values())
     assert ratio[2] < 0 and ratio[2] == pytest.approx(-0.5 * 1.0)  # half the median slope
     assert ratio[1] == pytest.approx(-2.0)
-    additive = SlopeShiftModel(data, parameterization="additive").initial_values()["beta_pre"]
+    additive = _start_slopes(SlopeShiftModel(data, parameterization="additive").initial_values())
     assert additive[2] == pytest.approx(np.polyfit([-3, -2, -1, 0], [20, 21, 20, 21], 1)[0])

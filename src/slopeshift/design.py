@@ -34,6 +34,7 @@ def build_design(
     *,
     interval: str = "cycle_length",
     covariates: Sequence[str] | None = None,
+    planned_interval: float | None = None,
 ) -> xr.Dataset:
     """Build the design of the piecewise-linear model.
 
@@ -42,13 +43,18 @@ def build_design(
     data : TrialData
         Validated trial data.
     interval : str, default "cycle_length"
-        The injection-interval covariate g_ik (months): ``"cycle_length"`` (L_ik, months from
-        injection k to the next injection, or to the last visit for the last cycle),
+        The injection-interval covariate g_ik (months): ``"cycle_length"`` (months from
+        injection k to injection k+1; NaN for a patient's last, open cycle, whose length is
+        follow-up, not an interval, unless ``planned_interval`` is given),
         ``"since_previous"`` (months since the previous injection; cycle 1 has none and gets
         NaN, which the model treats as the reference interval), or the name of a numeric column
         of the injections table (a per-cycle covariate such as dose).
     covariates : sequence of str, optional
         Per-patient covariates (columns of ``data.patients``) to include, raw (not centred).
+    planned_interval : float, optional
+        The protocol's planned interval (months), given to every open cycle (a last cycle that
+        no injection closed) that has no interval of its own. Without it such a cycle informs
+        its cycle's mean slowing but not the interval effect theta.
 
     Returns
     -------
@@ -67,7 +73,8 @@ def build_design(
         - ``cycle_length`` (patient, cycle): L_ik in months (0 where no injection).
         - ``observed`` (patient, cycle): at least one visit after injection k and no later than
           injection k+1 (cells without one stay out of responder counts).
-        - ``interval`` (patient, cycle): the covariate g_ik (NaN where undefined).
+        - ``interval`` (patient, cycle): the covariate g_ik (NaN where undefined: no injection,
+          or an open last cycle without a planned interval).
         - ``arm`` (patient): "treated", "control" or "external" (see :class:`TrialData`).
         - ``effect`` (patient): the patient carries a treatment effect (injected, treated arm);
           controls' and external patients' cycles are natural history only.
@@ -126,6 +133,11 @@ def build_design(
     np.logical_or.at(observed, p_idx, in_cycle)
 
     g = _interval_covariate(data, interval, tau, L, has, pos)
+    if planned_interval is not None:
+        if not np.isfinite(planned_interval) or planned_interval <= 0:
+            raise ValueError(f"planned_interval must be a positive number of months; got "
+                             f"{planned_interval!r}.")
+        g = np.where(has & np.isnan(g), float(planned_interval), g)
 
     slope = np.full(n_p, np.nan)
     intercept = np.full(n_p, np.nan)
@@ -196,7 +208,10 @@ def build_design(
 
 def _interval_covariate(data, interval, tau, L, has, pos) -> np.ndarray:
     if interval == "cycle_length":
-        return np.where(has, L, np.nan)
+        # only a next injection closes an interval: the open last cycle's length is follow-up
+        closed = np.zeros_like(has)
+        closed[:, :-1] = has[:, 1:]
+        return np.where(closed, L, np.nan)
     if interval == "since_previous":
         g = np.full_like(tau, np.nan)
         g[:, 1:] = tau[:, 1:] - tau[:, :-1]

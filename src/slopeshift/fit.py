@@ -30,7 +30,7 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
 _UNJITTERED = ("alpha", "beta_pre", "z_beta_pre", "sd_beta", "mu_alpha", "mu_beta")
 # Derived quantities whose convergence is reported beside the sampled parameters.
-_REPORTED = ("sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
+_REPORTED = ("beta_pre", "sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
 
 
 def _chain_starts(init: dict, chains: int, seed: int) -> list[dict]:
@@ -141,9 +141,9 @@ def sample_model(
         "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
         "random_seed": seed, "target_accept": target_accept,
         "wall_seconds": round(elapsed, 2),
-        "diagnosed_variables": [rv.name for rv in pm_model.free_RVs] + [
+        "diagnosed_variables": list(dict.fromkeys([rv.name for rv in pm_model.free_RVs] + [
             v for v in _REPORTED if v in pm_model.named_vars
-        ],
+        ])),
     }
     result = FitResult(idata=idata, data=model.data, config=model.to_config(), fit_info=fit_info,
                        design=model.design)
@@ -198,7 +198,7 @@ class FitResult:
         Returns
         -------
         pandas.DataFrame
-            One row per sampled parameter and per reported derived quantity (sd_patient,
+            One row per sampled parameter and per reported derived quantity (beta_pre, sd_patient,
             sd_patient_cycle, rho_cycle, rho_bar): ``r_hat`` (largest over its elements),
             ``ess_bulk`` and ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds
             ``divergences`` (count), ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01,

@@ -60,6 +60,15 @@ class SlopeShiftModel:
     Pre-treatment: alpha_i ~ N(mu_alpha, sd_alpha), beta_i0 ~ N(mu_beta, sd_beta). Likelihood:
     Normal or Student-t with SD sigma, optionally censored at the scale's floor and ceiling.
 
+    **Natural change** (``drift=True``, the default): beta_i0 is the patient's persistent
+    natural rate; the run-in slope is beta_i0 + d_i0 and the slope of cycle k is
+    n_ik (1 - rho_ik) + d_ik, where n_ik = beta_i0 + kappa s_ik (+ a_k with a control arm) is
+    the natural rate (kappa the acceleration per month over the s_ik months from the middle of
+    the run-in to the middle of the cycle; a_k the natural change the controls measure) and
+    d ~ N(0, sd_drift) the drift of each period. Control and external patients carry no
+    rho. The drift is linear-Gaussian given the rates, so it is integrated out exactly with
+    the slowing effects; enrolment on the run-in enters as a selection term.
+
     **How it is sampled.** With the Normal likelihood (no censoring, no jump) the patient and
     patient-cycle effects u_i and e_ik enter the scores linearly with Normal priors, so they are
     integrated out exactly (:mod:`slopeshift.marginal`): NUTS samples only alpha_i, beta_i0 and
@@ -102,6 +111,25 @@ class SlopeShiftModel:
     effects : {"marginal", "latent"}, optional
         How u_i and e_ik are handled: integrated out exactly (the default where possible:
         Normal likelihood, no censoring, no jump) or sampled as latent parameters.
+    drift : bool, default True
+        Natural change apart from treatment: each patient's rate drifts from period to period
+        (SD ``sd_drift``, points/month) and changes systematically (``acceleration``,
+        points/month per month), with informative priors from published natural history; the
+        slowing rho_ik is then relative to the natural rate. ``False`` assumes the run-in rate
+        would have continued unchanged (the earlier model; it credits drift and regression to
+        the mean to treatment).
+    enrolment : float, "auto" or None, default "auto"
+        How patients were enrolled on their run-in: the least-squares run-in slope (units/month)
+        below which they were enrolled (e.g. -0.5), ``"auto"`` (the most selective rule the
+        data allow: below the slowest enrolled patient's run-in slope) or None (all-comers).
+        The likelihood is conditioned on it, so that the population of persistent rates is the
+        screened one (this removes regression to the mean). External patients are exempt.
+    floors : {"exclude", "include"}, default "exclude"
+        Cycles during which an ALSFRS-R domain sat at its lasting floor (item-level data only)
+        carry no slowing and stay out of responder counts, or are kept.
+    planned_interval : float, optional
+        The protocol's planned interval between injections (months), used as g_ik for open
+        last cycles; without it they inform their cycle's mean but not theta.
     """
 
     def __init__(
@@ -120,6 +148,7 @@ class SlopeShiftModel:
         drift: bool = True,
         enrolment: float | str | None = "auto",
         floors: str = "exclude",
+        planned_interval: float | None = None,
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -152,10 +181,12 @@ class SlopeShiftModel:
             "drift": bool(drift),
             "enrolment": _check_enrolment(enrolment),
             "floors": floors,
+            "planned_interval": None if planned_interval is None else float(planned_interval),
         }
         if floors not in ("exclude", "include"):
             raise ValueError(f"floors must be 'exclude' or 'include', not {floors!r}.")
-        self.design = build_design(data, interval=interval, covariates=covariates)
+        self.design = build_design(data, interval=interval, covariates=covariates,
+                                   planned_interval=planned_interval)
         self.design.attrs.update(
             interval_ref=float(interval_ref), parameterization=parameterization, floors=floors
         )
@@ -187,9 +218,11 @@ class SlopeShiftModel:
         has = d["has_cycle"].values
         effect = d["effect"].values
         g = d["interval"].values
-        g_c = np.where(has & np.isfinite(g), g - self.config["interval_ref"], 0.0)
-        # the cycle's mean interval over the patients who carry a treatment effect
-        w_eff = has & effect[:, None]
+        known = has & np.isfinite(g)
+        g_c = np.where(known, g - self.config["interval_ref"], 0.0)
+        # the cycle's mean interval over the patients with an effect and a known interval; a
+        # cell without one sits at its cycle's mean (it informs the mean, not theta)
+        w_eff = known & effect[:, None]
         g_mean = np.where(w_eff.any(axis=0),
                           (g_c * w_eff).sum(axis=0) / np.maximum(w_eff.sum(axis=0), 1), 0.0)
         x = d["covariate_values"].values
@@ -209,7 +242,7 @@ class SlopeShiftModel:
         self._consts = {
             "has": has,
             "effect": cell.astype(float),  # patient x cycle: the cell carries a treatment effect
-            "g_dev": g_c - g_mean,  # interval deviation from the cycle's mean interval
+            "g_dev": np.where(known, g_c - g_mean, 0.0),  # from the cycle's mean interval
             "g_mean": g_mean,
             "x_std": (x - x.mean(axis=0)) / np.where(sd_x > 0, sd_x, 1.0),
             "weights": design_weights(d).values,
