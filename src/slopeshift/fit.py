@@ -328,6 +328,15 @@ class FitResult:
 
         return responder_table(self.idata, threshold)
 
+    def arm_contrast(self) -> pd.DataFrame:
+        """Treated minus control change of slope (points/month), per cycle and overall.
+
+        See :func:`slopeshift.summaries.arm_contrast_table`; empty without a control arm.
+        """
+        from slopeshift.summaries import arm_contrast_table
+
+        return arm_contrast_table(self.idata)
+
     def interval_effect(
         self, threshold: float | Sequence[float] = 0.25,
         intervals: Sequence[float] = (3.0, 4.0, 5.0, 6.0),

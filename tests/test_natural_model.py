@@ -1,0 +1,143 @@
+"""The natural-change model: arms, enrolment, floors and what the summaries make of them."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from slopeshift import (
+    DataValidationError,
+    SlopeShiftModel,
+    TrialData,
+    simulate_realistic_trial,
+)
+from slopeshift.summaries import natural_history_note
+
+QUICK = {"draws": 150, "tune": 250, "chains": 2, "progressbar": False, "check": False}
+
+
+@pytest.fixture(scope="module")
+def two_arm():
+    """A small realistic two-arm trial with item-level scores (floors possible)."""
+    data, truth = simulate_realistic_trial(10, n_controls=8, effect=0.5, gaps=(3.0,),
+                                           random_seed=21)
+    return data, truth
+
+
+@pytest.fixture(scope="module")
+def two_arm_fit(two_arm):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SlopeShiftModel(two_arm[0]).fit(random_seed=3, **QUICK)
+
+
+def _frames():
+    visits = pd.DataFrame({"patient": ["A"] * 5 + ["B"] * 5 + ["C"] * 5,
+                           "time": [-4, -2, 0, 2, 4] * 3,
+                           "alsfrs_r": [40, 38, 36, 35, 34, 30, 29, 27, 26, 26, 20, 19, 18,
+                                        17, 16]})
+    injections = pd.DataFrame({"patient": ["A", "B", "C"], "time": [0, 0, 0]})
+    return visits, injections
+
+
+def test_arm_column_is_parsed_and_checked():
+    visits, injections = _frames()
+    patients = pd.DataFrame({"patient": ["A", "B", "C"], "arm": ["Treated", "placebo", "sham"],
+                             "age": [50, 60, 55]})
+    data = TrialData.from_frames(visits, injections, patients)
+    assert data.patients["arm"].tolist() == ["treated", "control", "control"]
+    assert data.covariates == ["age"]  # arm is not a covariate
+    bad = patients.assign(arm=["treated", "drug B", "control"])
+    with pytest.raises(DataValidationError, match=r"row 1.*'arm' has 'drug B'.*patient.*B"):
+        TrialData.from_frames(visits, injections, bad)
+
+
+def test_controls_carry_no_effect_and_stay_out_of_responder_counts(two_arm, two_arm_fit):
+    data, truth = two_arm
+    control = data.patients.index[data.patients["arm"] == "control"]
+    design = two_arm_fit.design
+    assert not design["effect"].sel(patient=list(control)).any()
+    post = two_arm_fit.posterior
+    assert post["rho"].sel(patient=list(control)).isnull().all()
+    pt = two_arm_fit.patients().set_index("patient")
+    assert (pt.loc[control, "status"] == "control").all()
+    assert pt.loc[control, "p_gt_0.25"].isna().all()
+    resp = two_arm_fit.responders()
+    n_overall = resp.loc[resp["scope"] == "overall", "n_evaluable"].iloc[0]
+    assert n_overall == int((pt["status"] == "treated").sum()) <= 10
+    # controls measure the natural change of each cycle
+    assert "natural_cycle" in post and post["natural_cycle"].sizes["cycle"] == 2
+
+
+def test_arm_contrast_is_treated_minus_control_change(two_arm_fit):
+    table = two_arm_fit.arm_contrast()
+    assert table["scope"].tolist() == ["all cycles", "cycle 1", "cycle 2"]
+    row = table.iloc[0]
+    assert 0 < row["n_treated"] <= 10 and 0 < row["n_control"] <= 8
+    assert "positive = slower decline on treatment" in table.attrs["note"]
+    # recompute by hand: month-weighted change of slope from the run-in, treated - control
+    post, d = two_arm_fit.posterior, two_arm_fit.design
+    w = d["cycle_length"].values * (d["observed"] & d["has_cycle"] & ~d["floor"]).values
+    change = (post["slope"] - post["slope_runin"]).values  # chain, draw, patient, cycle
+    change = np.where(w > 0, change, 0.0)
+    arm = d["arm"].values
+    mean = {a: (change[:, :, arm == a] * w[arm == a]).sum(axis=(2, 3)) / w[arm == a].sum()
+            for a in ("treated", "control")}
+    diff = mean["treated"] - mean["control"]
+    assert row["mean"] == pytest.approx(diff.mean())
+    assert row["p_gt_0"] == pytest.approx((diff > 0).mean())
+
+
+def test_enrolment_rule_is_checked_and_auto_is_the_slowest_run_in():
+    visits, injections = _frames()
+    data = TrialData.from_frames(visits, injections)
+    auto = SlopeShiftModel(data)._constants()
+    slopes = SlopeShiftModel(data).design["runin_slope"].values
+    assert auto["enrol_threshold"] == pytest.approx(slopes.max())
+    assert auto["enrolled"].all()
+    with pytest.raises(ValueError, match=r"patient\(s\) B, C had a run-in slope at or above it"):
+        SlopeShiftModel(data, enrolment=-0.9)._constants()
+    assert not SlopeShiftModel(data, enrolment=None)._constants()["enrolled"].any()
+    with pytest.raises(ValueError, match="enrolment must be 'auto', None"):
+        SlopeShiftModel(data, enrolment="fast")
+    assert "enrolment" in {v.name for v in SlopeShiftModel(data).pymc_model.potentials}
+
+
+def test_floored_cycles_carry_no_slowing(two_arm, two_arm_fit):
+    design = two_arm_fit.design
+    floor = design["floor"].values
+    if not floor.any():
+        pytest.skip("no floor in this simulated trial")
+    assert np.isnan(two_arm_fit.posterior["rho"].values[0, 0][floor]).all()
+    kept = SlopeShiftModel(two_arm[0], floors="include")
+    assert kept._constants()["effect"][floor & design["effect"].values[:, None]].all()
+
+
+def test_natural_history_note_names_the_assumption(two_arm_fit):
+    note = natural_history_note(two_arm_fit.config)
+    assert "Natural drift" in note and "LogNormal" in note and "Enrolment" in note
+    assert "No natural drift" in natural_history_note({"drift": False, "enrolment": None})
+
+
+@pytest.mark.slow
+def test_enrolment_and_drift_remove_regression_to_the_mean():
+    """No effect, enrolment on a run-in steeper than the median: the old model finds slowing."""
+    old_means, new_means, new_p = [], [], []
+    for seed in (101, 102):
+        data, _ = simulate_realistic_trial(60, effect=0.0, effect_sd=0.0, gaps=(3.0,),
+                                           enrolment_max_slope="median", random_seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            old = SlopeShiftModel(data, drift=False, enrolment=None).fit(random_seed=1, **QUICK)
+            new = SlopeShiftModel(data).fit(random_seed=1, **QUICK)
+        old_means.append(float(old.posterior["rho_bar"].mean()))
+        pop = new.population().set_index("quantity")
+        new_means.append(pop.loc["rho_bar", "mean"])
+        new_p.append(pop.loc["rho_bar", "p_gt_0"])
+        assert (new.patients()["p_gt_0.25"] >= 0.9).sum() == 0  # no responder declared
+    assert np.mean(old_means) > 0.1  # regression to the mean looks like slowing
+    assert abs(np.mean(new_means)) < np.mean(old_means) - 0.05
+    assert max(new_p) < 0.95
