@@ -90,13 +90,7 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     pm_model = model.pymc_model
     p = _point(model, np.random.default_rng(1))
     point = pm_model.initial_point()
-    point.update({k: v for k, v in p.items()
-                  if not k.startswith(("sd_", "sigma")) and k != "beta_pre"})
-    if "z_beta_pre" in point:  # non-centred persistent rates (with drift)
-        point |= {"mu_beta": np.array(0.0), "sd_beta_log__": np.array(0.0),
-                  "z_beta_pre": p["beta_pre"]}
-    else:
-        point["beta_pre"] = p["beta_pre"]
+    point.update({k: v for k, v in p.items() if not k.startswith(("sd_", "sigma"))})
     point["sigma_log__"] = np.log(p["sigma"])
     if model.config["drift"]:
         point["sd_drift_log__"] = np.log(p["sd_drift"])

@@ -35,15 +35,6 @@ def _expected_mean(data, alpha, beta0, rho):
     return np.array(mu)
 
 
-def _pre_slopes(beta0):
-    """Point values that make the non-centred persistent rates equal ``beta0``."""
-    return {"mu_beta": np.array(0.0), "sd_beta_log__": np.array(0.0), "z_beta_pre": beta0}
-
-
-def _start_slopes(init):
-    return init["mu_beta"] + init["sd_beta"] * init["z_beta_pre"]
-
-
 def test_coords_are_patient_ids_and_cycles():
     model = SlopeShiftModel(_tiny_data(), effects="latent")
     pm_model = model.pymc_model
@@ -51,8 +42,7 @@ def test_coords_are_patient_ids_and_cycles():
     assert list(pm_model.coords["cycle"]) == [1, 2]
     assert pm_model.named_vars_to_dims["rho"] == ("patient", "cycle")
     names = {rv.name for rv in pm_model.free_RVs}
-    assert {"alpha", "z_beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
-    assert pm_model.named_vars_to_dims["beta_pre"] == ("patient",)  # non-centred with drift
+    assert {"alpha", "beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
 
 
 def test_effects_are_integrated_out_by_default_when_exact():
@@ -77,7 +67,7 @@ def test_likelihood_matches_hand_computed_broken_stick(likelihood):
     beta0 = np.array([-1.0, -1.5, -1.0])
     rho = np.array([0.5, 0.2])
     point.update({
-        "alpha": alpha, "theta": np.array(0.0), **_pre_slopes(beta0),
+        "alpha": alpha, "beta_pre": beta0, "theta": np.array(0.0),
         "rho_cycle_at_mean_interval": rho, "z_patient": np.zeros(3),
         "z_patient_cycle": np.zeros((3, 2)), "sigma_log__": np.log(2.0),
     })
@@ -201,9 +191,7 @@ def test_initial_values_start_at_runin_least_squares():
     model = SlopeShiftModel(_tiny_data())
     init = model.initial_values()
     slope_a = np.polyfit([-4, -2, 0], [40, 38, 36], 1)[0]
-    assert _start_slopes(init)[0] == pytest.approx(slope_a)
-    centred = SlopeShiftModel(_tiny_data(), drift=False).initial_values()
-    assert centred["beta_pre"][0] == pytest.approx(slope_a)
+    assert init["beta_pre"][0] == pytest.approx(slope_a)
     assert init["alpha"][0] == pytest.approx(36.0)
 
 
@@ -240,8 +228,8 @@ def test_ratio_starts_never_on_the_wrong_side_of_zero():
     })
     injections = pd.DataFrame({"patient": ["A", "B", "C"], "time": [0, 0, 0]})
     data = TrialData.from_frames(visits, injections)
-    ratio = _start_slopes(SlopeShiftModel(data).initial_values())
+    ratio = SlopeShiftModel(data).initial_values()["beta_pre"]
     assert ratio[2] < 0 and ratio[2] == pytest.approx(-0.5 * 1.0)  # half the median slope
     assert ratio[1] == pytest.approx(-2.0)
-    additive = _start_slopes(SlopeShiftModel(data, parameterization="additive").initial_values())
+    additive = SlopeShiftModel(data, parameterization="additive").initial_values()["beta_pre"]
     assert additive[2] == pytest.approx(np.polyfit([-3, -2, -1, 0], [20, 21, 20, 21], 1)[0])

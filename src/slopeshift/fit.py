@@ -28,7 +28,7 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
-_UNJITTERED = ("alpha", "beta_pre", "z_beta_pre", "sd_beta", "mu_alpha", "mu_beta")
+_UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
 # Derived quantities whose convergence is reported beside the sampled parameters.
 _REPORTED = ("beta_pre", "sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
 
@@ -45,10 +45,7 @@ def _chain_starts(init: dict, chains: int, seed: int) -> list[dict]:
     for _ in range(chains):
         start = dict(init)
         start["alpha"] = init["alpha"] + rng.normal(0.0, 0.5, init["alpha"].shape)
-        if "beta_pre" in init:
-            start["beta_pre"] = init["beta_pre"] * rng.uniform(0.8, 1.2, init["beta_pre"].shape)
-        else:  # non-centred: scale the slopes' deviations, never across zero
-            start["sd_beta"] = init["sd_beta"] * rng.uniform(0.8, 1.2)
+        start["beta_pre"] = init["beta_pre"] * rng.uniform(0.8, 1.2, init["beta_pre"].shape)
         start["log_sd_effects"] = init["log_sd_effects"] + rng.uniform(-0.5, 0.5)
         start["logit_patient_share"] = init["logit_patient_share"] + rng.uniform(-1.0, 1.0)
         starts.append(start)

@@ -320,14 +320,9 @@ class SlopeShiftModel:
             mu_beta = pr["mu_beta"].create("mu_beta")
             sd_beta = pr["sd_beta"].create("sd_beta")
             alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
-            if cfg["drift"]:
-                # with drift, the data pin a patient's persistent rate down only to about
-                # sd_drift / sqrt(periods), no better than the population does: non-centred
-                z_beta = pm.Normal("z_beta_pre", 0.0, 1.0, dims="patient")
-                beta_pre = pm.Deterministic("beta_pre", mu_beta + sd_beta * z_beta,
-                                            dims="patient")
-            else:
-                beta_pre = pm.Normal("beta_pre", mu_beta, sd_beta, dims="patient")
+            # centred: with the natural-history priors on (mu_beta, sd_beta) it mixed better
+            # than non-centred at 20 and at 120 patients (ESS 753 vs 644; 574 vs 115)
+            beta_pre = pm.Normal("beta_pre", mu_beta, sd_beta, dims="patient")
 
             sd_patient, sd_pc = self._effect_sds()
             theta = pr["theta"].create("theta")
@@ -636,7 +631,7 @@ class SlopeShiftModel:
         if self.config["parameterization"] == "ratio":
             side = -1.0 if mu_b <= 0 else 1.0
             beta0 = side * np.maximum(side * beta0, 0.5 * max(abs(mu_b), 0.1))
-        init = {
+        return {
             "alpha": np.where(np.isfinite(icpt), icpt, mu_a),
             "beta_pre": beta0,
             "mu_alpha": np.asarray(mu_a),
@@ -644,11 +639,6 @@ class SlopeShiftModel:
             "log_sd_effects": np.asarray(np.log(0.25)),
             "logit_patient_share": np.asarray(0.0),
         }
-        if self.config["drift"]:  # non-centred persistent rates: start at the same slopes
-            sd_b = max(float(np.std(beta0)), 0.2)
-            init |= {"sd_beta": np.asarray(sd_b), "z_beta_pre": (beta0 - mu_b) / sd_b}
-            del init["beta_pre"]
-        return init
 
     # ------------------------------------------------------------------ fitting
     def fit(
