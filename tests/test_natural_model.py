@@ -141,3 +141,11 @@ def test_enrolment_and_drift_remove_regression_to_the_mean():
     assert np.mean(old_means) > 0.1  # regression to the mean looks like slowing
     assert abs(np.mean(new_means)) < np.mean(old_means) - 0.05
     assert max(new_p) < 0.95
+
+
+def test_report_states_natural_history_and_the_arm_contrast(two_arm_fit, tmp_path):
+    path = two_arm_fit.report(tmp_path)
+    html = path.read_text()
+    assert "Natural drift of each patient" in html and "Enrolment:" in html
+    assert "Treated minus control change of slope" in html
+    assert (tmp_path / "arm_contrast.csv").is_file()

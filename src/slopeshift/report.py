@@ -425,7 +425,26 @@ def _model_html(fit: FitResult) -> str:
         "meaning": [_PRIOR_LABELS.get(k, "") for k in used],
         "prior": [repr(Prior.from_value(cfg["priors"][k])) for k in used],
     })
-    return _html_table(options) + _html_table(priors)
+    note = f"<p class=\"note\">{_esc(natural_history_note(cfg))}</p>"
+    return note + _html_table(options) + _html_table(priors)
+
+
+def _arm_contrast_for_print(fit: FitResult) -> pd.DataFrame:
+    """The two-arm contrast, formatted (empty without controls)."""
+    raw = fit.arm_contrast()
+    if raw.empty:
+        return raw
+    out = pd.DataFrame({
+        "Scope": raw["scope"],
+        "Treated": raw["n_treated"].astype(int),
+        "Control": raw["n_control"].astype(int),
+        "Difference (points/month)": [
+            f"{m:+.2f} ({lo:+.2f} to {hi:+.2f})"
+            for m, lo, hi in zip(raw["mean"], raw["ci_2.5"], raw["ci_97.5"], strict=True)],
+        "P(difference > 0)": [f"{p:.3f}" for p in raw["p_gt_0"]],
+    })
+    out.attrs["note"] = raw.attrs.get("note", "")
+    return out
 
 
 def _data_html(fit: FitResult) -> str:
@@ -524,6 +543,10 @@ def write_report(
         ("patients", "Per-patient pre-treatment slope and overall slowing",
          patient_table(fit, c)),
     ]
+    contrast = _arm_contrast_for_print(fit)
+    if not contrast.empty:
+        tables.append(("arm_contrast", "Treated minus control change of slope from the run-in",
+                       contrast))
     table_parts = []
     for i, (name, caption, df) in enumerate(tables, start=1):
         for ext in ("csv", "md", "tex"):
