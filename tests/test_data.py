@@ -730,6 +730,9 @@ def test_overview_counts():
         "patients": 3,
         "treated": 2,
         "untreated": 1,
+        "treated_arm": 3,  # no arm column: everyone in the treated arm
+        "control": 0,
+        "external": 0,
         "visits": 12,
         "injections": 3,
         "max_cycles": 2,

@@ -579,6 +579,8 @@ class TrialData:
     def overview(self) -> dict[str, float]:
         """Counts that describe the trial: patients, visits, injections, run-in length (months)."""
         treated = self.patients["treated"]
+        arms = self.patients["arm"] if "arm" in self.patients else pd.Series(
+            "treated", index=self.patients.index)
         runin = -self.visits[self.visits["patient"].isin(self.patients.index[treated])].groupby(
             "patient"
         )["month"].min()
@@ -586,6 +588,7 @@ class TrialData:
             "patients": int(len(self.patients)),
             "treated": int(treated.sum()),
             "untreated": int((~treated).sum()),
+            **{("treated_arm" if a == "treated" else a): int((arms == a).sum()) for a in ARMS},
             "visits": int(len(self.visits)),
             "injections": int(len(self.injections)),
             "max_cycles": self.n_cycles,

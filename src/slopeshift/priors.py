@@ -107,8 +107,12 @@ class Prior:
         )
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
-        return f"{self.dist}({args})"
+        def show(k, v):
+            if self.dist == "LogNormal" and k == "mu":  # the log of the median: show the median
+                return f"mu=log({math.exp(v):.3g})"
+            return f"{k}={v:g}"
+
+        return f"{self.dist}({', '.join(show(k, v) for k, v in self.params.items())})"
 
 
 # The screened population of persistent rates, from published natural history (docs/model.md):

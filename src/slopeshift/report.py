@@ -298,9 +298,21 @@ def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
         + (f", and {o['untreated']} never received an injection and informed only the run-in "
            "slopes." if o["untreated"] else ".")
     ]
+    if o.get("control") or o.get("external"):
+        s.append(f"{o['treated_arm']} patients were in the treated arm, {o['control']} in the "
+                 f"control arm (sham injections) and {o['external']} in an external untreated "
+                 "cohort; controls and external patients informed the natural change only.")
+        contrast = fit.arm_contrast()
+        if not contrast.empty:
+            a = contrast.iloc[0]
+            s.append(
+                f"Over all cycles, the slope changed by {a['mean']:+.2f} points/month more on "
+                f"treatment than on sham (95% CrI {a['ci_2.5']:+.2f} to {a['ci_97.5']:+.2f}; "
+                f"{_p_phrase('P(difference > 0)', a['p_gt_0'])}).")
     bar = pop.loc["rho_bar"]
     s.append(
-        f"Relative to the run-in, decline slowed by {_pct_ci(bar)} over all cycles "
+        f"Relative to each patient's natural rate, decline slowed by {_pct_ci(bar)} over all "
+        "cycles "
         f"({_p_phrase('P(slowing > 0)', bar['p_gt_0'])}; "
         f"{_p_phrase(f'P(slowing > {pct})', bar[pcol])})."
     )
@@ -418,7 +430,7 @@ def _model_html(fit: FitResult) -> str:
         "value": [", ".join(v) if isinstance(v, list) else v
                   for k, v in cfg.items() if k != "priors"],
     })
-    options["value"] = [v if v != "" else "none" for v in options["value"]]
+    options["value"] = [v if v not in ("", None) else "none" for v in options["value"]]
     used = _used_priors(cfg)
     priors = pd.DataFrame({
         "parameter": used,
@@ -450,10 +462,12 @@ def _arm_contrast_for_print(fit: FitResult) -> pd.DataFrame:
 def _data_html(fit: FitResult) -> str:
     o = fit.data.overview()
     rows = pd.DataFrame({
-        "": ["patients", "treated", "untreated", "visits", "injections",
+        "": ["patients", "treated arm", "control arm", "external cohort",
+             "injected (real or sham)", "never injected", "visits", "injections",
              "most injections per patient", "mean run-in (months)"],
-        "value": [o["patients"], o["treated"], o["untreated"], o["visits"], o["injections"],
-                  o["max_cycles"], f"{o['mean_runin_months']:.1f}"],
+        "value": [o["patients"], o["treated_arm"], o["control"], o["external"], o["treated"],
+                  o["untreated"], o["visits"], o["injections"], o["max_cycles"],
+                  f"{o['mean_runin_months']:.1f}"],
     })
     notes = "".join(f"<li>{_esc(n)}</li>" for n in fit.data.notes)
     return _html_table(rows) + (f"<ul class=\"note\">{notes}</ul>" if notes else "")

@@ -76,8 +76,9 @@ def natural_history_note(config: dict) -> str:
 def _prior_text(p: dict | None) -> str:
     if not p:
         return "(none)"
-    args = ", ".join(f"{k}={v:.3g}" for k, v in p.items() if k != "dist")
-    return f"{p['dist']}({args})"
+    from slopeshift.priors import Prior
+
+    return repr(Prior.from_value(p))
 
 
 def _evaluable(d: xr.Dataset) -> xr.DataArray:
