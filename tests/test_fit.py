@@ -120,3 +120,16 @@ def test_pymc_sampler_path(example_data):
     assert fit.posterior.sizes["draw"] == 100
     assert {"posterior", "log_likelihood", "design"} <= set(fit.idata.children)
     assert fit.population().shape[0] == 6
+
+
+def test_low_rank_mass_matrix(example_model):
+    with pytest.raises(ValueError, match="mass_matrix must be 'diag' or 'low_rank'"):
+        example_model.fit(mass_matrix="dense")
+    with pytest.raises(ValueError, match="needs sampler='nutpie'"):
+        example_model.fit(mass_matrix="low_rank", sampler="pymc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = example_model.fit(draws=50, tune=100, chains=2, random_seed=2, progressbar=False,
+                                check=False, mass_matrix="low_rank")
+    assert fit.fit_info["mass_matrix"] == "low_rank"
+    assert fit.posterior.sizes["draw"] == 50

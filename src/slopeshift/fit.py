@@ -68,12 +68,17 @@ def sample_model(
     target_accept: float,
     progressbar: bool,
     check: bool,
+    mass_matrix: str = "diag",
 ) -> FitResult:
     """Sample ``model`` and wrap the result; see :meth:`SlopeShiftModel.fit`."""
     import pymc as pm
 
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, not {sampler!r}.")
+    if mass_matrix not in ("diag", "low_rank"):
+        raise ValueError(f"mass_matrix must be 'diag' or 'low_rank', not {mass_matrix!r}.")
+    if mass_matrix != "diag" and sampler != "nutpie":
+        raise ValueError("mass_matrix='low_rank' needs sampler='nutpie'.")
     if random_seed is None:
         random_seed = int(np.random.SeedSequence().entropy % (2**31))
     seed = int(random_seed)
@@ -95,6 +100,7 @@ def sample_model(
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains, seed=seed,
             save_warmup=False, progress_bar=progressbar, target_accept=target_accept,
+            adaptation=mass_matrix,
         )
         patch_nutpie_idata(idata, pm_model, sampling_time=time.perf_counter() - t1)
     elif sampler == "pymc":
@@ -136,7 +142,7 @@ def sample_model(
     elapsed = time.perf_counter() - t0
     fit_info = {
         "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
-        "random_seed": seed, "target_accept": target_accept,
+        "random_seed": seed, "target_accept": target_accept, "mass_matrix": mass_matrix,
         "wall_seconds": round(elapsed, 2),
         "diagnosed_variables": list(dict.fromkeys([rv.name for rv in pm_model.free_RVs] + [
             v for v in _REPORTED if v in pm_model.named_vars
