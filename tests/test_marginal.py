@@ -53,7 +53,10 @@ def _latent_map(model, p, i):
     n_k = k["has"].shape[1]
     sel = k["p_idx"] == i
     X = np.column_stack([k["x_cycle"][sel], k["x_pre"][sel]])
-    m = p[f"{_key(model)}_at_mean_interval"] + p["theta"] * k["g_dev"][i]
+    at_mean = p[f"{_key(model)}_at_mean_interval"]
+    if model.config["drift"]:  # the sampler's coordinate is sheared along the acceleration
+        at_mean = at_mean + p["acceleration"] * k["accel_shift"]
+    m = at_mean + p["theta"] * k["g_dev"][i]
     b0 = p["beta_pre"][i]
     natural = b0 + (p["acceleration"] * k["natural_time"][i] if model.config["drift"] else 0.0)
     T = k["effect"][i]

@@ -90,6 +90,7 @@ def test_slowing_hierarchy_with_interval_covariate():
     pm_model = model.pymc_model
     point = pm_model.initial_point()
     rho_at_mean = np.array([0.4, 0.1])
+    point["acceleration"] = np.array(0.0)  # no shear of the sampled cycle means
     point.update({"theta": np.array(-0.1), "rho_cycle_at_mean_interval": rho_at_mean,
                   "z_patient": np.zeros(3), "z_patient_cycle": np.zeros((3, 2))})
     outs = pm_model.replace_rvs_by_values([pm_model["rho"], pm_model["rho_cycle"]])

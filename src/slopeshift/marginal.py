@@ -22,6 +22,15 @@ The conditional posterior of zeta_i is N(H_i^-1 h_i, sigma^2 H_i^-1), from which
 cycle slowing is drawn after sampling. The Cholesky factor of H_i is unrolled into elementwise
 operations over patients (K is small), so the same code runs on PyTensor tensors (inside the
 model) and on NumPy arrays (after sampling).
+
+**Natural drift** (:func:`low_rank_terms`, the general form). The drift d_ik ~ N(0, sd_drift)
+of each period's rate is linear-Gaussian too. A cycle's drift and its patient-cycle slowing
+share the cycle's exposure column, so they combine into one effect with SD
+s_ik = sqrt(load_ik^2 sd_pc^2 + sd_drift^2) (load_ik = -n_ik in the ratio form, n_ik the natural
+rate); the run-in's drift adds one effect on the run-in exposure min(t, 0). L_i is then
+(K+1) x (K+2) over the exposures (cycles, run-in) and the effects (cycles, patient, run-in
+drift), given by its non-zero entries. After sampling, each cycle's combined draw is split into
+slowing and drift from their exact joint Gaussian conditional.
 """
 
 from __future__ import annotations
