@@ -23,7 +23,7 @@ import xarray as xr
 from slopeshift.data import TrialData
 from slopeshift.floors import floor_cycles
 
-__all__ = ["INTERVALS", "build_design"]
+__all__ = ["INTERVALS", "build_design", "evaluable_cells"]
 
 #: Interval covariates: how g_ik, the months an injection must carry the patient, is defined.
 INTERVALS = ("cycle_length", "since_previous")
@@ -233,3 +233,18 @@ def _interval_covariate(data, interval, tau, L, has, pos) -> np.ndarray:
     for pid, k, v in zip(inj["patient"], inj["cycle"], vals, strict=True):
         g[pos[pid], int(k) - 1] = v
     return g
+
+
+def evaluable_cells(design: xr.Dataset) -> xr.DataArray:
+    """Patient x cycle cells that count for slowing: observed, treated arm, not at a floor.
+
+    A cell counts when the patient had a visit during the cycle, carries a treatment effect
+    (injected, in the treated arm) and, unless the model kept floors (``floors="include"``), no
+    ALSFRS-R domain sat at its lasting floor during the cycle. Responder counts, the patients'
+    overall slowing and the weights of the population slowing use these cells only.
+    """
+    eff = design["effect"] if "effect" in design else design["treated"]
+    out = design["observed"] & eff
+    if "floor" in design and design.attrs.get("floors", "exclude") == "exclude":
+        out = out & ~design["floor"]
+    return out

@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.design import build_design
+from slopeshift.design import build_design, evaluable_cells
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
 from slopeshift.marginal import exposure_gram, low_rank_terms
@@ -738,11 +738,9 @@ def design_weights(design: xr.Dataset) -> xr.DataArray:
 
     Only patients who carry a treatment effect (the treated arm) count.
     """
-    eff = design["effect"] if "effect" in design else design["treated"]
-    if "floor" in design and design.attrs.get("floors", "exclude") == "exclude":
-        eff = eff & ~design["floor"]
-    w = (design["cycle_length"] * design["observed"] * eff).sum("patient")
+    w = (design["cycle_length"] * evaluable_cells(design)).sum("patient")
     if float(w.sum()) <= 0:
+        eff = design["effect"] if "effect" in design else design["treated"]
         w = (design["has_cycle"] * eff).sum("patient").astype(float)
     return w / w.sum()
 

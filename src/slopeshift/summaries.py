@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from slopeshift.design import evaluable_cells
+
 __all__ = [
     "CAVEAT",
     "arm_contrast_table",
@@ -82,12 +84,8 @@ def _prior_text(p: dict | None) -> str:
 
 
 def _evaluable(d: xr.Dataset) -> xr.DataArray:
-    """Patient x cycle cells in responder counts: observed, in a patient with a treatment effect."""
-    eff = d["effect"] if "effect" in d else d["treated"]
-    out = d["observed"] & eff
-    if "floor" in d and d.attrs.get("floors", "exclude") == "exclude":
-        out = out & ~d["floor"]
-    return out
+    """Patient x cycle cells in responder counts (see :func:`design.evaluable_cells`)."""
+    return evaluable_cells(d)
 SAMPLE = ("chain", "draw")
 CI = (0.025, 0.975)
 
