@@ -30,7 +30,10 @@ def _trial(n, seed, generator):
     if generator == "realistic":  # enrolled on a run-in steeper than the median, 4 injections
         return simulate_realistic_trial(n, gaps=(3.0, 3.0, 5.0), effect=0.4,
                                         enrolment_max_slope="median", random_seed=seed)[0]
-    return simulate_trial(n, n_untreated=max(1, n // 20), random_seed=seed)[0]
+    # the model's own form, natural change included (drift SD and acceleration at the default
+    # priors' centres), so the default model is fitted to data it could have generated
+    return simulate_trial(n, n_untreated=max(1, n // 20), sd_drift=0.5, acceleration=-0.023,
+                          random_seed=seed)[0]
 
 
 def run(sizes, seeds, variants, draws, tune, out, generator="model"):

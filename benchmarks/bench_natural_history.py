@@ -48,7 +48,8 @@ DESIGNS = {
                    runin_months=6.0, followup_months=6.0),
 }
 TRUE_THETA = {name: d["interval_effect"] for name, d in DESIGNS.items()}
-MODELS = {"default": {}, "old": {"drift": False, "enrolment": None}}
+# "old": the model before natural change (run-in rate carried forward, no enrolment, no floors)
+MODELS = {"default": {}, "old": {"drift": False, "enrolment": None, "floors": "include"}}
 
 
 def _fit_row(data, truth, model_kw, seed):
@@ -103,7 +104,8 @@ def run_task(task: dict) -> list[dict]:
         cls = classical_analysis(data, threshold=THRESHOLD)
         cp = cls.patients[cls.patients["group"] == "treated"]
         classical = int(cp["responder"].fillna(False).astype(bool).sum())
-        for model in (["default", "old"] if arms == "single" else ["default"]):
+        models = [m for m in task.get("models", MODELS) if arms == "single" or m == "default"]
+        for model in models:
             row = {"scenario": task["scenario"], "size": task["size"], "trial": task["trial"],
                    "arms": arms, "model": model, "classical_declared": classical,
                    "classical_evaluable": int(cp["reduction"].notna().sum())}
@@ -157,13 +159,16 @@ def main(argv=None):
     ap.add_argument("--effect-trials", type=int, default=10, help="effect trials per size")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/natural_history.csv")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                    help="models to fit (two-arm trials: default only)")
     args = ap.parse_args(argv)
     tasks = []
     for scenario, n_trials in (("no_effect", args.trials), ("effect", args.effect_trials)):
         for size in args.sizes:
             for trial in range(n_trials):
                 seed = 1000 * size + trial + (0 if scenario == "no_effect" else 500)
-                tasks.append({"scenario": scenario, "size": size, "trial": trial, "seed": seed})
+                tasks.append({"scenario": scenario, "size": size, "trial": trial, "seed": seed,
+                              "models": args.models})
     out = Path(args.out)
     done = _read(out) if out.is_file() else pd.DataFrame()
     if len(done):

@@ -10,7 +10,13 @@ import pytest
 
 from slopeshift.data import ALSFRS_ITEMS, TrialData
 from slopeshift.errors import DataWarning
-from slopeshift.floors import floor_cycles, floor_patients, floor_table, has_items
+from slopeshift.floors import (
+    floor_cycles,
+    floor_factors,
+    floor_patients,
+    floor_table,
+    has_items,
+)
 
 # A: visits at months -2..6, injections at 0 and 3. Gross motor (q7-q9) 12, 9, 6, 3, then 0 from
 #    month 2 on (q9 already 0 at month 1): a lasting floor at month 2, run-in maximum 12.
@@ -126,3 +132,42 @@ def test_total_only_data_give_empty_tables():
     assert floor_table(data, level="item").empty
     assert floor_cycles(data).empty and "affected" in floor_cycles(data).columns
     assert floor_patients(data).empty and "first_floor_month" in floor_patients(data).columns
+    assert floor_factors(data).empty and "floor_factor" in floor_factors(data).columns
+
+
+def test_floor_factors_weigh_items_by_their_run_in_decline():
+    ff = floor_factors(item_trial()).set_index(["patient", "cycle"])
+    # A: q7-q9 fall 1 point/month in the run-in (weight 1.02 each), the 9 others are flat
+    # (0.02 each); all 12 active through the run-in. Cycle 1 visits at 0-3: all active, q9 at
+    # 0, then only the 9 flat items; cycle 2 (3-6): the 9 flat items only.
+    flat, total = 0.18, 3.24
+    a1 = (1 + (1 - 1.02 / total) + 2 * flat / total) / 4
+    np.testing.assert_allclose(ff.loc[("A", 1), ["active_runin", "active_cycle", "floor_factor"]],
+                               [1.0, a1, a1])
+    np.testing.assert_allclose(ff.loc[("A", 2), "floor_factor"], flat / total)
+    # B: fine motor q4, q5 fall 0.5/month and q6 1/month; q6 reaches 0 at month 0, all three
+    # at month 1, q4 is back at 1 at months 2-3 (a rise counts: the item can fall again)
+    total = 0.52 + 0.52 + 1.02 + flat
+    runin = (2 + 1 - 1.02 / total) / 3
+    cyc = ((1 - 1.02 / total) + flat / total + 2 * (flat + 0.52) / total) / 4
+    np.testing.assert_allclose(ff.loc[("B", 1), ["active_runin", "floor_factor"]],
+                               [runin, cyc / runin])
+    # C: respiratory at 0 from month -1 on (weights 0.52 each); the cycle has only the rest
+    total = 3 * 0.52 + flat
+    runin = (1 + 2 * flat / total) / 3
+    np.testing.assert_allclose(ff.loc[("C", 1), "floor_factor"], (flat / total) / runin)
+    assert (ff["floor_factor"] <= 1).all() and (ff["floor_factor"] > 0).all()
+
+
+def test_floor_factors_are_one_without_item_floors():
+    rows = [_row("D", m, gross=(4, 4, 3) if m < 0 else (3, 3, 3)) for m in range(-3, 5)]
+    inj = pd.DataFrame({"patient": ["D", "D"], "time": [0, 2]})
+    data = TrialData.from_frames(pd.DataFrame(rows), inj, outcome="alsfrs_r")
+    ff = floor_factors(data)
+    assert ff["floor_factor"].tolist() == [1.0, 1.0]
+    # one run-in visit: nothing to weigh the items by
+    rows = [_row("E", m) for m in (0, 1, 2)]
+    with pytest.warns(DataWarning, match="fewer than 2 run-in visits"):
+        data = TrialData.from_frames(pd.DataFrame(rows),
+                                     pd.DataFrame({"patient": ["E"], "time": [0]}))
+    assert floor_factors(data)["floor_factor"].tolist() == [1.0]

@@ -38,7 +38,8 @@ def _point(model, rng):
         "sd_patient": 0.25, "sd_patient_cycle": 0.15, "sigma": 1.7,
     }
     if model.config["drift"]:
-        p |= {"sd_drift": 0.45, "acceleration": np.array(-0.03)}
+        p |= {"sd_drift": 0.45, "acceleration": np.array(-0.03),
+              "natural_cycle": rng.normal(0.0, 0.15, n_k)}
     return p
 
 
@@ -54,11 +55,14 @@ def _latent_map(model, p, i):
     sel = k["p_idx"] == i
     X = np.column_stack([k["x_cycle"][sel], k["x_pre"][sel]])
     at_mean = p[f"{_key(model)}_at_mean_interval"]
-    if model.config["drift"]:  # the sampler's coordinate is sheared along the acceleration
-        at_mean = at_mean + p["acceleration"] * k["accel_shift"]
+    if model.config["drift"]:  # the sampler's coordinate is sheared along the natural change
+        at_mean = (at_mean + p["acceleration"] * k["accel_shift"]
+                   + p["natural_cycle"] * model._shift_unit())
     m = at_mean + p["theta"] * k["g_dev"][i]
     b0 = p["beta_pre"][i]
-    natural = b0 + (p["acceleration"] * k["natural_time"][i] if model.config["drift"] else 0.0)
+    natural = b0 + (p["acceleration"] * k["natural_time"][i] + p["natural_cycle"]
+                    if model.config["drift"] else 0.0)
+    natural = natural * k["floor_factor"][i]
     T = k["effect"][i]
     fixed = natural * (1 - T * m) if ratio else natural + T * m
     mu = p["alpha"][i] + b0 * k["x_pre"][sel] + k["x_cycle"][sel] @ fixed
@@ -79,7 +83,7 @@ def _posterior(model, p, n_draws=1):
     dims = {"alpha": ("patient",), "beta_pre": ("patient",)}
     out = {}
     for n, v in p.items():
-        d = dims.get(n, ("cycle",) if n.endswith("interval") else ())
+        d = dims.get(n, ("cycle",) if n.endswith("interval") or n == "natural_cycle" else ())
         out[n] = (("chain", "draw", *d), np.broadcast_to(np.asarray(v), (1, n_draws,
                                                                           *np.shape(v))))
     return xr.Dataset(out, coords={"chain": [0], "draw": np.arange(n_draws)})

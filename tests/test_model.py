@@ -164,6 +164,9 @@ def test_generic_outcome_needs_scale_priors():
     priors |= {"sd_drift": Prior("HalfNormal", sigma=0.5),
                "acceleration": Prior("Normal", mu=0.0, sigma=0.01),
                "natural_cycle": Prior("Normal", mu=0.0, sigma=0.5)}
+    with pytest.raises(ValueError, match=r"no default priors for \['natural_shift'"):
+        SlopeShiftModel(data, priors=priors)
+    priors["natural_shift"] = Prior("Normal", mu=0.0, sigma=0.1)
     assert SlopeShiftModel(data, priors=priors).pymc_model is not None
 
 

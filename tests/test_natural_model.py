@@ -91,6 +91,37 @@ def test_arm_contrast_is_treated_minus_control_change(two_arm_fit):
     assert row["p_gt_0"] == pytest.approx((diff > 0).mean())
 
 
+def test_single_arm_natural_change_has_its_own_informative_prior(two_arm):
+    import pymc as pm
+
+    data, _ = two_arm
+    single = simulate_realistic_trial(8, gaps=(3.0,), random_seed=5)[0]
+    m1 = SlopeShiftModel(single)
+    assert m1.priors["natural_shift"].params == {"mu": 0.0, "sigma": 0.15}
+    sd1 = pm.draw(m1.pymc_model["natural_cycle"], draws=4000, random_seed=1).std()
+    assert 0.13 < sd1 < 0.17  # single-arm: the natural_shift prior
+    sd2 = pm.draw(SlopeShiftModel(data).pymc_model["natural_cycle"], draws=4000,
+                  random_seed=1).std()
+    assert 0.9 < sd2 < 1.1  # with controls: the vague natural_cycle prior
+    m3 = SlopeShiftModel(single, priors={"natural_shift": {"dist": "Normal", "mu": 0.0,
+                                                           "sigma": 0.01}})
+    assert pm.draw(m3.pymc_model["natural_cycle"], draws=2000, random_seed=1).std() < 0.02
+    assert "may stray from it with prior Normal(mu=0, sigma=0.15)" in natural_history_note(
+        m1.to_config())
+
+
+def test_floor_factor_scales_the_natural_rate(two_arm):
+    data, _ = two_arm
+    m = SlopeShiftModel(data)
+    f = m.design["floor_factor"].values
+    assert ((f > 0) & (f <= 1)).all()
+    k = m._constants()
+    np.testing.assert_array_equal(k["floor_factor"][k["has"]], f[k["has"]])
+    assert (SlopeShiftModel(data, floors="include")._constants()["floor_factor"] == 1).all()
+    with pytest.raises(ValueError, match="floors must be"):
+        SlopeShiftModel(data, floors="ignore")
+
+
 def test_enrolment_rule_is_checked_and_auto_is_the_slowest_run_in():
     visits, injections = _frames()
     data = TrialData.from_frames(visits, injections)

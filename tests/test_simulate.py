@@ -39,6 +39,27 @@ def test_truth_follows_the_model():
     np.testing.assert_allclose(final["cycle_length"], (last - inj).loc[final.index])
 
 
+def test_natural_change_in_the_model_form():
+    base, _ = simulate_trial(12, random_seed=4)
+    same, _ = simulate_trial(12, sd_drift=0.0, acceleration=0.0, random_seed=4)
+    pd.testing.assert_frame_equal(base.visits, same.visits)
+    # acceleration alone: the natural rate steepens with the months since the run-in's middle
+    _, truth = simulate_trial(30, acceleration=-0.05, sd_patient=0.0, sd_patient_cycle=0.0,
+                              random_seed=4)
+    s = truth["slowing"]
+    beta0 = truth["patients"].loc[s["patient"], "beta_pre"].to_numpy()
+    natural = s["slope"].to_numpy() / (1 - s["rho"].to_numpy())
+    assert (natural < beta0).all()
+    # drift: slopes scatter around the natural rate by about sd_drift
+    _, truth = simulate_trial(300, sd_drift=0.5, sd_patient=0.0, sd_patient_cycle=0.0,
+                              random_seed=4)
+    s = truth["slowing"]
+    beta0 = truth["patients"].loc[s["patient"], "beta_pre"].to_numpy()
+    resid = s["slope"].to_numpy() - beta0 * (1 - s["rho"].to_numpy())
+    assert truth["sd_drift"] == 0.5
+    assert 0.4 < resid.std() < 0.6
+
+
 def test_cycles_per_patient_and_dates():
     data, _ = simulate_trial(4, cycles_per_patient=[4, 2, 1, 0], start_date="2020-01-06",
                              random_seed=1)

@@ -171,7 +171,8 @@ class TrialData:
     visits : pandas.DataFrame
         One row per assessment: ``patient`` (str), ``time`` (as given), ``month`` (months since the
         patient's first injection; for untreated patients, since their last visit), ``value`` (the
-        outcome), and for ALSFRS-R given as items, the four domain subscores.
+        outcome), and for ALSFRS-R given as items, the four domain subscores and the 12 items
+        (as ``q1``..``q9``, ``r1``..``r3`` whatever their names in the input).
     injections : pandas.DataFrame
         One row per injection: ``patient``, ``time``, ``month``, ``cycle`` (1, 2, ...) and any
         extra per-cycle columns given (e.g. ``dose``).
@@ -246,7 +247,7 @@ class TrialData:
         item_cols : sequence of 12 str, optional
             ALSFRS-R item columns (1-9, R1-R3), used when the total column is absent. Defaults to
             ``q1..q9, r1..r3``. The total and domain subscores (bulbar, fine_motor, gross_motor,
-            respiratory) are computed.
+            respiratory) are computed; the items are kept under the default names.
         on_missing : {"raise", "drop"}, default "raise"
             What to do with visits whose outcome is missing. ``"drop"`` removes them, warns with
             the count and lists them in :attr:`dropped`.
@@ -367,6 +368,9 @@ class TrialData:
         if domains is not None:
             for d in ALSFRS_DOMAINS:
                 vis[d] = domains[d][keep].to_numpy()
+            # the items themselves (under their standard names): floors are item-level
+            for std, col in zip(ALSFRS_ITEMS, items, strict=True):
+                vis[std] = item_vals[col][keep].to_numpy()
 
         # duplicated visits
         dup = vis.duplicated(["patient", "_t"], keep=False)

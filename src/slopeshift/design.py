@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.floors import floor_cycles
+from slopeshift.floors import floor_cycles, floor_factors
 
 __all__ = ["INTERVALS", "build_design", "evaluable_cells"]
 
@@ -80,6 +80,9 @@ def build_design(
           controls' and external patients' cycles are natural history only.
         - ``floor`` (patient, cycle): an ALSFRS-R domain sat at its lasting floor (0) during
           the cycle (item-level data only; see :func:`slopeshift.floors.floor_cycles`).
+        - ``floor_factor`` (patient, cycle): the share (0-1) of the patient's run-in decline
+          that the items still above 0 can carry in cycle k (1 for totals and where no item
+          reached 0; see :func:`slopeshift.floors.floor_factors`).
         - ``natural_time`` (patient, cycle): months from the middle of the run-in to the middle
           of cycle k, over which the natural rate of decline changes systematically.
         - ``runin_sxx`` (patient): sum of squared deviations of the run-in visit months from
@@ -160,6 +163,10 @@ def build_design(
     fl = floor_cycles(data)
     for pid, k, hit in zip(fl["patient"], fl["cycle"], fl["affected"], strict=True):
         floor[pos[pid], int(k) - 1] = bool(hit)
+    factor = np.ones((n_p, K))
+    ff = floor_factors(data)
+    for pid, k, f in zip(ff["patient"], ff["cycle"], ff["floor_factor"], strict=True):
+        factor[pos[pid], int(k) - 1] = float(f)
 
     covs = list(covariates or [])
     unknown = [c for c in covs if c not in data.covariates]
@@ -191,6 +198,7 @@ def build_design(
             "effect": ("patient", (n_cyc > 0) & (arm == "treated")),
             "natural_time": (("patient", "cycle"), natural_time),
             "floor": (("patient", "cycle"), floor),
+            "floor_factor": (("patient", "cycle"), factor),
             "runin_sxx": ("patient", sxx),
             "runin_slope": ("patient", slope),
             "runin_intercept": ("patient", intercept),

@@ -4,9 +4,15 @@ A domain at 0 cannot decline further, so the total flattens with no treatment at
 model would read that as slowing. These functions find such lasting floors and the cycles they
 overlap. Times are months since the patient's first injection (``TrialData.visits["month"]``).
 
-Only ALSFRS-R given as the 12 items (domain subscores in ``data.visits``) is examined. For a
-total-only outcome every function returns an empty table: a total cannot show which domain is
-at its floor, and a total of 0 is already handled by censoring at the scale's bounds.
+Only ALSFRS-R given as the 12 items (items and domain subscores in ``data.visits``) is
+examined. For a total-only outcome every function returns an empty table (and
+:func:`floor_factors` a factor of 1): a total cannot show which domain is at its floor, and a
+total of 0 is already handled by censoring at the scale's bounds.
+
+Two uses: :func:`floor_cycles` marks cycles in which a whole domain sat at its lasting floor
+(kept out of responder counts by default), and :func:`floor_factors` measures how much of a
+patient's run-in decline the items that have since reached 0 carried, so that the model's
+natural rate in each cycle is scaled down by it (``floors="exclude"`` and ``"adjust"``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import pandas as pd
 
 from slopeshift.data import ALSFRS_DOMAINS, ALSFRS_ITEMS, TrialData
 
-__all__ = ["floor_cycles", "floor_patients", "floor_table", "has_items"]
+__all__ = ["floor_cycles", "floor_factors", "floor_patients", "floor_table", "has_items"]
 
 _LEVELS = {"domain": tuple(ALSFRS_DOMAINS), "item": ALSFRS_ITEMS}
 _CYCLE_COLS = ["patient", "cycle", "start_month", "end_month", "any_floor", "floored_domains",
@@ -184,3 +190,79 @@ def floor_patients(data: TrialData) -> pd.DataFrame:
         rows.append((pid, fl["domain"].tolist(), float(fm.min()) if len(fl) else np.nan,
                      bool((fm <= 0).any()), bool((fm > 0).any())))
     return pd.DataFrame(rows, columns=_PATIENT_COLS)
+
+
+#: Decline (points/month) credited to an item that did not decline during the run-in, so that a
+#: still-moving item that was stable then keeps a little weight.
+_ITEM_MIN_RATE = 0.02
+_FACTOR_COLS = ["patient", "cycle", "active_runin", "active_cycle", "floor_factor"]
+
+
+def floor_factors(data: TrialData) -> pd.DataFrame:
+    """How much of each patient's run-in decline can still happen in each cycle.
+
+    The ALSFRS-R total falls as the sum of its items, and an item at 0 can fall no further: once
+    the items that carried a patient's run-in decline reach 0, the total slows with no treatment
+    at all. For each patient, item j gets the weight w_j = max(-b_j, 0) + 0.02, with b_j the
+    least-squares slope of the item over the run-in visits (points/month; the 0.02 keeps a little
+    weight on items that were stable then). At each visit the *active share* is
+    A = sum_j w_j 1[item j > 0] / sum_j w_j. The factor of cycle k is
+    min(mean A over the cycle's visits / mean A over the run-in visits, 1): the share of the run-in
+    decline that the items still above 0 can carry. The model multiplies the natural rate of the
+    cycle by it, so that a total flattening because items reached 0 is natural, not slowing.
+
+    A cycle without visits takes the active share of the patient's last visit before it (floors
+    last). Patients with fewer than 2 run-in visits, or whose every item was at 0 through the
+    run-in, get a factor of 1 (nothing to weigh the items by), as do outcomes other than
+    ALSFRS-R given as items. When the visits keep only domain subscores, the four domains play
+    the items' part.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (patient, cycle) received, sorted: ``patient``, ``cycle``, ``active_runin``
+        and ``active_cycle`` (mean active share of the run-in's and of the cycle's visits, 0-1)
+        and ``floor_factor`` (0-1; 1 = no floor reached since the run-in). Empty, with these
+        columns, for data that are not ALSFRS-R items.
+    """
+    if not has_items(data) or data.injections.empty:
+        return pd.DataFrame(columns=_FACTOR_COLS)
+    units = list(ALSFRS_ITEMS) if all(c in data.visits.columns for c in ALSFRS_ITEMS) else list(
+        ALSFRS_DOMAINS)
+    min_rate = _ITEM_MIN_RATE * (1.0 if units[0] == ALSFRS_ITEMS[0] else 3.0)
+    cyc = _cycle_bounds(data)
+    vis = data.visits.sort_values(["patient", "month"])
+    rows = []
+    for pid, v in vis.groupby("patient", sort=True):
+        mine = cyc[cyc["patient"] == pid]
+        if mine.empty:
+            continue
+        month = v["month"].to_numpy(dtype=float)
+        score = v[units].to_numpy(dtype=float)
+        run = month <= 0
+        active = score > 0
+        share_runin = np.nan
+        if run.sum() >= 2 and np.ptp(month[run]) > 0:
+            t = month[run] - month[run].mean()
+            slope = (t[:, None] * score[run]).sum(axis=0) / (t**2).sum()
+            w = np.maximum(-slope, 0.0) + min_rate
+            share = active @ w / w.sum()
+            share_runin = float(share[run].mean())
+        for k, start, end in mine[["cycle", "start_month", "end_month"]].itertuples(index=False):
+            if not np.isfinite(share_runin) or share_runin <= 0:
+                rows.append((pid, int(k), share_runin, np.nan, 1.0))
+                continue
+            inside = (month >= start) & (month <= end)
+            if inside.any():
+                share_k = float(share[inside].mean())
+            else:
+                before = month < start
+                share_k = float(share[before][-1]) if before.any() else share_runin
+            rows.append((pid, int(k), share_runin, share_k, min(share_k / share_runin, 1.0)))
+    return pd.DataFrame(rows, columns=_FACTOR_COLS).astype(
+        {"active_runin": float, "active_cycle": float, "floor_factor": float})

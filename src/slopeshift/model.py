@@ -124,9 +124,13 @@ class SlopeShiftModel:
         data allow: below the slowest enrolled patient's run-in slope) or None (all-comers).
         The likelihood is conditioned on it, so that the population of persistent rates is the
         screened one (this removes regression to the mean). External patients are exempt.
-    floors : {"exclude", "include"}, default "exclude"
-        Cycles during which an ALSFRS-R domain sat at its lasting floor (item-level data only)
-        carry no slowing and stay out of responder counts, or are kept.
+    floors : {"exclude", "adjust", "include"}, default "exclude"
+        Floor effects of ALSFRS-R given as items (totals are unaffected). ``"adjust"``: each
+        cycle's natural rate is scaled by the share of the patient's run-in decline that the
+        items still above 0 can carry (:func:`slopeshift.floors.floor_factors`), so that a total
+        flattening because items reached 0 is not read as slowing. ``"exclude"`` also keeps
+        cycles in which a whole domain sat at its lasting floor out of the slowing and of
+        responder counts. ``"include"`` does neither (the earlier model).
     planned_interval : float, optional
         The protocol's planned interval between injections (months), used as g_ik for open
         last cycles; without it they inform their cycle's mean but not theta.
@@ -183,8 +187,8 @@ class SlopeShiftModel:
             "floors": floors,
             "planned_interval": None if planned_interval is None else float(planned_interval),
         }
-        if floors not in ("exclude", "include"):
-            raise ValueError(f"floors must be 'exclude' or 'include', not {floors!r}.")
+        if floors not in ("exclude", "adjust", "include"):
+            raise ValueError(f"floors must be 'exclude', 'adjust' or 'include', not {floors!r}.")
         self.design = build_design(data, interval=interval, covariates=covariates,
                                    planned_interval=planned_interval)
         self.design.attrs.update(
@@ -254,6 +258,9 @@ class SlopeShiftModel:
             "gram": exposure_gram(x_all, p_idx, n_p),
             "n_visits": np.bincount(p_idx, minlength=n_p).astype(float),
             "natural_time": d["natural_time"].values,
+            # the share of the run-in decline still possible (item floors); 1 = none reached
+            "floor_factor": (np.ones(has.shape) if self.config["floors"] == "include"
+                             else np.where(has, d["floor_factor"].values, 1.0)),
             "controls": bool((has & ~effect[:, None]).any()),
             "accel_shift": self._accel_shift(cell),
         } | self._enrolment_constants()
@@ -267,12 +274,17 @@ class SlopeShiftModel:
         s = d["natural_time"].values
         s_mean = np.where(cell.any(axis=0), (s * cell).sum(axis=0)
                           / np.maximum(cell.sum(axis=0), 1), 0.0)
+        return s_mean * self._shift_unit()
+
+    def _shift_unit(self) -> float:
+        """How the cycle mean moves per unit of natural rate change (units/month) at fixed
+        slopes: 1 / (median run-in slope) in the ratio form, -1 in the additive form."""
         if self.config["parameterization"] == "additive":
-            return -s_mean
-        slope = d["runin_slope"].values
+            return -1.0
+        slope = self.design["runin_slope"].values
         b_ref = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
         b_ref = b_ref if abs(b_ref) >= 0.1 else (-0.1 if b_ref <= 0 else 0.1)
-        return s_mean / b_ref
+        return 1.0 / b_ref
 
     def _enrolment_constants(self) -> dict:
         """Who the enrolment rule selected, and its threshold (points/month)."""
@@ -309,14 +321,14 @@ class SlopeShiftModel:
 
         The persistent run-in rate beta_i0 plus the systematic change over the months from the
         middle of the run-in to the middle of the cycle, plus (with controls) the change that
-        the controls measure in that cycle.
+        the controls measure in that cycle; all scaled by the cycle's floor factor (the share
+        of the run-in decline that items not yet at 0 can carry; 1 without item floors).
         """
         n = beta_pre[..., None] + 0.0 * k["natural_time"]
-        if not self.config["drift"]:
-            return n
-        return n + xp["acceleration"][..., None, None] * k["natural_time"] + (
-            xp["natural_cycle"][..., None, :] if k["controls"] else 0.0
-        )
+        if self.config["drift"]:
+            n = (n + xp["acceleration"][..., None, None] * k["natural_time"]
+                 + xp["natural_cycle"][..., None, :])
+        return n * k["floor_factor"]
 
     def _build(self) -> pm.Model:
         d = self.design
@@ -353,11 +365,13 @@ class SlopeShiftModel:
             if cfg["drift"]:
                 sd_drift = pr["sd_drift"].create("sd_drift")
                 nat["acceleration"] = pr["acceleration"].create("acceleration")
-                if k["controls"]:
-                    nat["natural_cycle"] = pr["natural_cycle"].create("natural_cycle",
-                                                                      dims="cycle")
+                # the natural change of each cycle beyond the acceleration: measured by the
+                # controls (vague prior), or without controls how far this trial's patients may
+                # stray from the published natural history (informative prior natural_shift)
+                nat["natural_cycle"] = pr["natural_cycle" if k["controls"] else "natural_shift"
+                                          ].create("natural_cycle", dims="cycle")
             eff_at_mean = self._at_mean(pm.Flat(f"{key}_at_mean_interval", dims="cycle"),
-                                        nat.get("acceleration"))
+                                        nat.get("acceleration"), nat.get("natural_cycle"))
             eff_k = pm.Deterministic(key, eff_at_mean - theta * k["g_mean"], dims="cycle")
             pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_k).sum())
             # m_ik: the expected slowing of patient i in cycle k (without u_i and e_ik)
@@ -443,7 +457,7 @@ class SlopeShiftModel:
                 model.register_rv(dist, "y", observed=k["y"], dims=("visit",))
         return model
 
-    def _at_mean(self, sampled, acceleration):
+    def _at_mean(self, sampled, acceleration, natural_cycle=None):
         """The cycle means at their own intervals, from the sampler's coordinates.
 
         Without controls, the natural acceleration and the cycle means are nearly collinear
@@ -452,11 +466,18 @@ class SlopeShiftModel:
         slope they share: the cycle mean is its coordinate plus acceleration * c_k, with
         c_k = (mean months from the run-in's middle to the cycle's) / (median run-in slope)
         in the ratio form (minus those months in the additive form), a shear with unit
-        Jacobian, so the posterior is exactly the model's. ``sampled`` is (..., cycle).
+        Jacobian, so the posterior is exactly the model's. The cycle's natural change
+        ``natural_cycle`` (controls, or the single-arm natural shift) enters the same way, with
+        c = 1 / (median run-in slope) (ratio) or -1 (additive): the sampled coordinate is then
+        what the treated patients' slopes identify, apart from what the natural change does.
+        ``sampled`` is (..., cycle).
         """
         if acceleration is None:
             return sampled
-        return sampled + acceleration[..., None] * self._constants()["accel_shift"]
+        out = sampled + acceleration[..., None] * self._constants()["accel_shift"]
+        if natural_cycle is not None:
+            out = out + natural_cycle * self._shift_unit()
+        return out
 
     def _loadings(self, load, sd_patient, sd_pc, sd_drift, sqrt) -> tuple[dict, int]:
         """Sparse loadings of the integrated-out effects on the exposures (cycles, run-in).
@@ -556,7 +577,8 @@ class SlopeShiftModel:
         key = "rho_cycle" if ratio else "delta_cycle"
         theta = arr("theta")
         eff_at_mean = self._at_mean(arr(f"{key}_at_mean_interval"),
-                                    arr("acceleration") if drift else None)
+                                    arr("acceleration") if drift else None,
+                                    arr("natural_cycle") if drift else None)
         sd_p, sd_c, sigma = arr("sd_patient"), arr("sd_patient_cycle"), arr("sigma")
         gamma = arr("gamma") if "gamma" in posterior else None
         nat_par = {n: arr(n) for n in ("acceleration", "natural_cycle") if n in posterior}

@@ -46,7 +46,10 @@ PRIOR_DOCS: dict[str, str] = {
     "acceleration": "systematic change of the natural rate per month of follow-up "
                     "(units/month per month; negative = decline speeds up)",
     "natural_cycle": "natural change of the rate in each cycle that a control arm measures "
-                     "(units/month; with controls only)",
+                     "(units/month; with controls)",
+    "natural_shift": "without controls: how far the natural change of this trial's patients "
+                     "in each cycle may differ from the published natural history, beyond the "
+                     "acceleration (units/month)",
 }
 
 
@@ -169,6 +172,7 @@ def default_priors(outcome: str, parameterization: str = "ratio",
             "sd_drift": Prior("LogNormal", mu=math.log(1.3), sigma=0.3),
             "acceleration": Prior("Normal", mu=-0.18, sigma=0.09),
             "natural_cycle": Prior("Normal", mu=0.0, sigma=2.5),
+            "natural_shift": Prior("Normal", mu=0.0, sigma=0.4),
         }
     elif outcome == "alsfrs_r":
         scale = {
@@ -185,6 +189,9 @@ def default_priors(outcome: str, parameterization: str = "ratio",
             "sd_drift": Prior("LogNormal", mu=math.log(0.5), sigma=0.25),
             "acceleration": Prior("Normal", mu=-0.023, sigma=0.012),
             "natural_cycle": Prior("Normal", mu=0.0, sigma=1.0),
+            # a trial's own natural course strays from the pooled placebo figures: about 15%
+            # of the median rate per cycle (docs/model.md, "Natural change")
+            "natural_shift": Prior("Normal", mu=0.0, sigma=0.15),
         }
     else:
         scale = {}
@@ -222,7 +229,8 @@ def required_keys(parameterization: str, natural: bool = True) -> list[str]:
     effect = "rho_cycle" if parameterization == "ratio" else "delta_cycle"
     keys = ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
             "sd_patient_cycle", "theta", "gamma", "sigma", "nu", "jump", "sd_jump"]
-    return keys + (["sd_drift", "acceleration", "natural_cycle"] if natural else [])
+    return keys + (["sd_drift", "acceleration", "natural_cycle", "natural_shift"] if natural
+                   else [])
 
 
 def resolve_priors(
@@ -241,8 +249,8 @@ def resolve_priors(
     user : mapping, optional
         ``{name: Prior or dict}``; replaces defaults key by key.
     natural : bool, default True
-        Whether the model has natural drift (then ``sd_drift``, ``acceleration`` and
-        ``natural_cycle`` are needed too).
+        Whether the model has natural drift (then ``sd_drift``, ``acceleration``,
+        ``natural_cycle`` and ``natural_shift`` are needed too).
 
     Returns
     -------

@@ -69,7 +69,9 @@ _PRIOR_LABELS = {
     "sd_jump": "its between-patient SD",
     "sd_drift": "SD of the natural drift of a patient's rate between periods (per month)",
     "acceleration": "systematic change of the natural rate (per month, per month)",
-    "natural_cycle": "natural change of the rate in each cycle, measured by the controls",
+    "natural_cycle": "natural change of the rate in each cycle beyond the acceleration "
+                     "(measured by controls; otherwise the natural_shift prior)",
+    "natural_shift": "prior SD of a single-arm trial's own natural change per cycle",
 }
 #: Above this many patients the report leaves the per-patient forest plot out.
 _MAX_FOREST = 200
@@ -115,7 +117,7 @@ def _used_priors(config: dict) -> list[str]:
     if config.get("jump"):
         keys += ["jump", "sd_jump"]
     if config.get("drift"):
-        keys += ["sd_drift", "acceleration", "natural_cycle"]
+        keys += ["sd_drift", "acceleration", "natural_cycle", "natural_shift"]
     return [k for k in keys if k in config["priors"]]
 
 

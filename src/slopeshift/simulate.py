@@ -33,6 +33,8 @@ def simulate_trial(
     mu_beta: float = -1.1,
     sd_beta: float = 0.35,
     sigma: float = 1.5,
+    sd_drift: float = 0.0,
+    acceleration: float = 0.0,
     n_cycles_probs: Sequence[float] = (0.2, 0.17, 0.1, 0.53),
     gaps: Sequence[float] = (3.0, 3.0, 5.0),
     gap_jitter: float = 0.5,
@@ -75,6 +77,13 @@ def simulate_trial(
         -0.1 points/month (the ratio is undefined for patients who do not decline).
     sigma : float
         Visit-to-visit noise SD (points).
+    sd_drift : float
+        SD of the natural drift of each period's rate (points/month): the run-in and each cycle
+        get their own ``d ~ N(0, sd_drift)`` added to the slope, as in the default model. 0 (the
+        default) keeps every patient's natural rate fixed.
+    acceleration : float
+        Systematic change of the natural rate, points/month per month, from the middle of the
+        run-in to the middle of each cycle (negative: decline steepens), as in the default model.
     n_cycles_probs : sequence of float
         Probability that a patient receives 1, 2, 3, ... injections.
     gaps : sequence of float
@@ -159,8 +168,19 @@ def simulate_trial(
         lengths = np.append(np.diff(tau), t[-1] - tau[-1]) if k_i else np.zeros(0)
         e = rng.normal(0.0, sd_patient_cycle, size=k_i)
         rho_i = rho_k[:k_i] + theta * (lengths - interval_ref) + u + e
-        betas = beta0 * (1.0 - rho_i)
-        mu = alpha + beta0 * np.minimum(t, 0.0)
+        natural = np.full(k_i, beta0)
+        pre = beta0
+        if sd_drift > 0 or acceleration != 0:
+            # natural change: the model's own form (drift per period, acceleration over the
+            # months from the run-in's middle to each cycle's middle)
+            drift = rng.normal(0.0, sd_drift, k_i + 1) if sd_drift > 0 else np.zeros(k_i + 1)
+            pre = beta0 + drift[0]
+            natural = beta0 + acceleration * (runin / 2.0 + tau + lengths / 2.0)
+            natural_drift = drift[1:]
+        else:
+            natural_drift = np.zeros(k_i)
+        betas = natural * (1.0 - rho_i) + natural_drift
+        mu = alpha + pre * np.minimum(t, 0.0)
         for k in range(k_i):
             mu = mu + betas[k] * np.clip(t - tau[k], 0.0, lengths[k])
         y = mu + rng.normal(0.0, sigma, t.size)
@@ -207,6 +227,8 @@ def simulate_trial(
         "sd_beta": sd_beta,
         "mu_alpha": mu_alpha,
         "sigma": sigma,
+        "sd_drift": sd_drift,
+        "acceleration": acceleration,
         "slowing": slowing,
         "patients": pd.DataFrame(pat_rows).set_index("patient"),
     }

@@ -63,7 +63,12 @@ def natural_history_note(config: dict) -> str:
         text = (f"Natural drift of each patient's rate from period to period, SD prior "
                 f"{_prior_text(pri.get('sd_drift'))} per month, and a systematic change of the "
                 f"natural rate with prior {_prior_text(pri.get('acceleration'))} per month "
-                "(published natural history of placebo-treated ALS patients; docs/model.md).")
+                "(published natural history of placebo-treated ALS patients; docs/model.md); "
+                "without controls, each cycle's natural change may stray from it with prior "
+                f"{_prior_text(pri.get('natural_shift'))} per month.")
+        if config.get("floors", "exclude") != "include":
+            text += (" Items at 0 (item-level ALSFRS-R) scale each cycle's natural rate by the "
+                     "share of the run-in decline the other items can still carry.")
     rule = config.get("enrolment")
     if rule == "auto":
         text += (" Enrolment: patients assumed enrolled on a run-in slope below the slowest "
