@@ -227,7 +227,8 @@ def test_out_of_range_score(bad):
     v.loc[7, "alsfrs_r"] = bad
     with pytest.raises(
         DataValidationError,
-        match=rf"visits row 7: ALSFRS-R total out of range 0-48 \(points\); found {bad}\.",
+        match=rf"visits row 7 \(patient \w+\): column 'alsfrs_r': ALSFRS-R total out of range "
+        rf"0-48 \(points\); found {bad}\.",
     ):
         build(visits=v)
 
@@ -265,7 +266,8 @@ def test_bad_visit_time(bad):
     v.loc[6, "time"] = bad
     with pytest.raises(
         DataValidationError,
-        match=r"visits row 6: column 'time' must be a number of months; found missing, "
+        match=r"visits row 6 \(patient \w+\): column 'time' must be a number of months; found "
+        r"missing, "
         r"infinite or unreadable values",
     ) as e:
         build(visits=v)
@@ -277,7 +279,8 @@ def test_bad_injection_time(bad):
     inj = injections_frame().astype({"time": float})
     inj.loc[1, "time"] = bad
     with pytest.raises(
-        DataValidationError, match=r"injections row 1: column 'time' must be a number of months"
+        DataValidationError,
+        match=r"injections row 1 \(patient \w+\): column 'time' must be a number of months"
     ):
         build(injections=inj)
 
@@ -293,7 +296,8 @@ def test_unreadable_date():
     inj = pd.DataFrame({"patient": ["A"], "time": ["2021-03-02"]})
     with pytest.raises(
         DataValidationError,
-        match=r"visits row 1: column 'time' must be a date \(e\.g\. 2021-03-15\).*'not a date'",
+        match=r"visits row 1 \(patient A\): column 'time' must be a date \(e\.g\. 2021-03-15\)"
+        r".*'not a date'",
     ):
         build(visits=v, injections=inj)
 
@@ -508,7 +512,8 @@ def test_fvc_out_of_range_and_missing_column():
     inj = pd.DataFrame({"patient": ["A"], "time": [1]})
     with pytest.raises(
         DataValidationError,
-        match=r"visits rows 1, 2: FVC out of range 0-200 \(% predicted\); found 250, -3\.",
+        match=r"visits rows 1, 2 \(patient A\): column 'fvc': FVC out of range 0-200 "
+        r"\(% predicted\); found 250, -3\.",
     ):
         build(visits=v, injections=inj, outcome="fvc")
     with pytest.raises(DataValidationError, match=r"visits: missing column\(s\) 'fvc'"):
@@ -563,11 +568,11 @@ def test_several_problems_reported_together():
     assert len(probs) == 5
     joined = "\n".join(probs)
     for pattern in [
-        r"visits row 0: ALSFRS-R total out of range 0-48",
+        r"visits row 0 \(patient A\): column 'alsfrs_r': ALSFRS-R total out of range 0-48",
         r"visits row 1: column 'alsfrs_r' is not a number",
         r"visits row 2: ALSFRS-R total is missing \(patients A\)",
         r"visits row 5: ALSFRS-R total must be a whole number",
-        r"visits row 6: column 'time' must be a number of months",
+        r"visits row 6 \(patient B\): column 'time' must be a number of months",
     ]:
         assert re.search(pattern, joined), pattern
     assert str(e.value).startswith("5 problems in the input data:")
@@ -659,7 +664,8 @@ def test_from_csv_errors_point_at_line_numbers(tmp_path):
     with pytest.raises(DataValidationError) as e:
         TrialData.from_csv(v, i)
     assert problems_of(e)[0].startswith("visits.csv line 4: ALSFRS-R total is missing")
-    assert problems_of(e)[1].startswith("visits.csv line 7: ALSFRS-R total out of range")
+    assert problems_of(e)[1].startswith(
+        "visits.csv line 7 (patient B): column 'alsfrs_r': ALSFRS-R total out of range")
 
 
 def test_from_csv_line_numbers_in_injections_and_patients(tmp_path):
@@ -684,7 +690,8 @@ def test_from_csv_line_numbers_skip_blank_lines(tmp_path):
         "patient,time,alsfrs_r\nA,0,40\nA,2,39\n\nA,4,38\n\nB,0,30\nB,2,99\n",
     )
     i = write(tmp_path / "inj.csv", "patient,time\nA,2\nB,2\n")
-    with pytest.raises(DataValidationError, match=r"visits\.csv line 8: ALSFRS-R total out of"):
+    with pytest.raises(DataValidationError, match=r"visits\.csv line 8 \(patient B\): column "
+                       r"'alsfrs_r': ALSFRS-R total out of"):
         TrialData.from_csv(v, i)
 
 
@@ -773,3 +780,29 @@ def test_time_zone_aware_dates_are_converted():
                                "time": pd.to_datetime(["2021-02-01"]).tz_localize("UTC")})
     data = TrialData.from_frames(visits, injections)
     assert data.visits["month"].tolist() == pytest.approx([-31 / 30.4375, 0.0, 28 / 30.4375])
+
+
+def test_empty_and_header_only_files_name_the_file(tmp_path):
+    good_v = write(tmp_path / "visits.csv", "patient,time,alsfrs_r\nA,0,40\nA,2,39\nA,4,37\n")
+    good_i = write(tmp_path / "inj.csv", "patient,time\nA,2\n")
+    empty = write(tmp_path / "empty.csv", "")
+    with pytest.raises(DataValidationError, match=r"empty\.csv: the file is empty"):
+        TrialData.from_csv(empty, good_i)
+    with pytest.raises(DataValidationError, match=r"empty\.csv: the file is empty"):
+        TrialData.from_csv(good_v, empty)
+    header_v = write(tmp_path / "hv.csv", "patient,time,alsfrs_r\n")
+    header_i = write(tmp_path / "hi.csv", "patient,time\n")
+    with pytest.raises(DataValidationError, match=r"hv\.csv: the table has a header but no rows"):
+        TrialData.from_csv(header_v, good_i)
+    with pytest.raises(DataValidationError,
+                       match=r"hi\.csv: the table has a header but no rows \(no injections\)\. "
+                       r"For untreated patients only"):
+        TrialData.from_csv(good_v, header_i)
+
+
+def test_bundled_templates_read_as_written():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "templates"
+    data = TrialData.from_csv(root / "visits.csv", root / "injections.csv", time_col="date")
+    assert data.time_kind == "date" and len(data.patient_ids) == 3

@@ -110,8 +110,18 @@ class _Table:
         return f"{self.name} {word} {_rows(labels)}"
 
 
+def _patients_of(ids: pd.Series | None, labels: Sequence) -> str:
+    """' (patient A, B)' for the rows ``labels``, or '' without ids."""
+    if ids is None:
+        return ""
+    who = [str(x) for x in pd.unique(ids.loc[list(labels)].dropna())]
+    if not who:
+        return ""
+    return f" (patient{'s' if len(who) > 1 else ''} {_rows(who)})"
+
+
 def _parse_times(
-    tab: _Table, col: str, problems: _Problems
+    tab: _Table, col: str, problems: _Problems, ids: pd.Series | None = None
 ) -> tuple[pd.Series, str | None]:
     """Parse a time column as numbers (months) or dates; returns the series and its kind."""
     raw = tab.frame[col]
@@ -135,8 +145,9 @@ def _parse_times(
         examples = ", ".join(repr(v) for v in raw[bad].head(3).tolist())
         what = "a number of months" if kind == "months" else "a date (e.g. 2021-03-15)"
         problems.add(
-            f"{tab.where(tab.frame.index[bad])}: column '{col}' must be {what}; "
-            f"found missing, infinite or unreadable values ({examples})."
+            f"{tab.where(tab.frame.index[bad])}{_patients_of(ids, tab.frame.index[bad])}: "
+            f"column '{col}' must be {what}; found missing, infinite or unreadable values "
+            f"({examples})."
         )
     return parsed, kind
 
@@ -288,13 +299,15 @@ class TrialData:
             it, [patient_col, time_col], problems,
             f"Injections need e.g. columns {patient_col}, {time_col} (optionally {cycle_col}).",
         )
+        if vt.frame.empty:
+            problems.add(f"{vt.name}: the table has a header but no rows (no visits).")
         problems.raise_if_any()
         del ok_v, ok_i
 
         # ---- visits
         v = vt.frame
         v_ids = _patient_ids(vt, patient_col, problems)
-        v_time, v_kind = _parse_times(vt, time_col, problems)
+        v_time, v_kind = _parse_times(vt, time_col, problems, v_ids)
         domains = None
         if use_items:
             item_vals = _check_items(vt, items, problems)
@@ -335,9 +348,10 @@ class TrialData:
             out = (value < lo) | (value > hi)
             if out.any():
                 ex = ", ".join(f"{x:g}" for x in value[out].head(3))
+                col = "the sum of the items" if use_items else f"column '{value_col}'"
                 problems.add(
-                    f"{vt.where(v.index[out])}: {spec.label} out of range {lo:g}-{hi:g} "
-                    f"({spec.unit}); found {ex}."
+                    f"{vt.where(v.index[out])}{_patients_of(v_ids, v.index[out])}: {col}: "
+                    f"{spec.label} out of range {lo:g}-{hi:g} ({spec.unit}); found {ex}."
                 )
         if spec.integer and not use_items:
             frac = value.notna() & np.isfinite(value) & (value != np.round(value))
@@ -351,7 +365,7 @@ class TrialData:
         # ---- injections
         inj = it.frame
         i_ids = _patient_ids(it, patient_col, problems)
-        i_time, i_kind = _parse_times(it, time_col, problems)
+        i_time, i_kind = _parse_times(it, time_col, problems, i_ids)
         if v_kind and i_kind and v_kind != i_kind and len(inj):
             problems.add(
                 f"{vname} give '{time_col}' as {v_kind} but {iname} give it as {i_kind}; "
@@ -536,7 +550,16 @@ class TrialData:
             path = Path(path)
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
-            frame = pd.read_csv(path)
+            try:
+                frame = pd.read_csv(path)
+            except pd.errors.EmptyDataError:
+                raise DataValidationError(
+                    f"{path.name}: the file is empty (no header line, no rows); "
+                    f"see examples/templates/ for the expected layout."
+                ) from None
+            except pd.errors.ParserError as err:
+                raise DataValidationError(f"{path.name}: not a readable CSV file ({err}).") \
+                    from None
             lines = _record_lines(path)
             if len(lines) == len(frame):
                 frame.index = pd.Index(lines)
@@ -544,6 +567,13 @@ class TrialData:
                 frame.index = pd.RangeIndex(2, len(frame) + 2)
             return frame
 
+        inj = read(injections_path)
+        if inj.empty:  # a file meant to list injections; an untreated cohort needs none
+            raise DataValidationError(
+                f"{Path(injections_path).name}: the table has a header but no rows (no "
+                "injections). For untreated patients only, use TrialData.from_frames(visits, "
+                "an empty injections frame) or NaturalHistory.from_cohort(visits)."
+            )
         pat = read(patients_path) if patients_path is not None else None
         names = (
             Path(visits_path).name,
@@ -551,7 +581,7 @@ class TrialData:
             Path(patients_path).name if patients_path is not None else "patients",
             "line",
         )
-        return cls.from_frames(read(visits_path), read(injections_path), pat, _names=names,
+        return cls.from_frames(read(visits_path), inj, pat, _names=names,
                                **kwargs)
 
     # ------------------------------------------------------------------ views
