@@ -37,3 +37,21 @@ def test_example_runs(script: str, expected: str, written: str, tmp_path: Path) 
     assert (out / written).is_file()
     # outputs go only to the folder given: nothing is written next to the script
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_verbatim_on_the_templates(tmp_path: Path) -> None:
+    """The first Python block of the README, unchanged, in a folder holding the templates."""
+    import shutil
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "TrialData.from_csv(\"visits.csv\", \"injections.csv\"" in code
+    for name in ("visits.csv", "injections.csv"):
+        shutil.copy(EXAMPLES / "templates" / name, tmp_path / name)
+    env = os.environ | {"MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=900, env=env, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "max_r_hat" in proc.stdout
+    assert (tmp_path / "fit.nc").is_file()
