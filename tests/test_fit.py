@@ -50,7 +50,15 @@ def test_same_seed_gives_identical_numbers(example_model):
 def test_diagnostics_table_and_warnings(small_fit):
     diag = small_fit.diagnostics()
     assert {"r_hat", "ess_bulk", "ess_tail", "ok"} <= set(diag.columns)
-    assert "beta_pre" in diag.index and "rho" not in diag.index  # sampled parameters only
+    assert "beta_pre" in diag.index and "slope" not in diag.index
+    # the slowing drawn after sampling is diagnosed too, over the cells and patients that count
+    assert {"rho", "rho_patient"} <= set(diag.index)
+    derived = small_fit._derived_draws()
+    from slopeshift.design import evaluable_cells
+
+    assert derived["rho"].sizes["cell"] == int(evaluable_cells(small_fit.design).sum())
+    assert np.isfinite(derived["rho"].values).all()
+    assert np.isfinite(derived["rho_patient"].values).all()
     assert diag.attrs["draws"] == 400
     # 2 chains x 200 draws cannot reach 400 effective draws for every parameter
     assert not diag.attrs["ok"]

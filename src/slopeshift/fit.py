@@ -202,16 +202,22 @@ class FitResult:
         -------
         pandas.DataFrame
             One row per sampled parameter and per reported derived quantity (beta_pre, sd_patient,
-            sd_patient_cycle, rho_cycle, rho_bar): ``r_hat`` (largest over its elements),
-            ``ess_bulk`` and ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds
+            sd_patient_cycle, rho_cycle, rho_bar), and for the slowing drawn after sampling
+            (``rho``: every patient x cycle that counts; ``rho_patient``: each patient's overall
+            slowing rho_i, on which responder calls rest): ``r_hat`` (largest over its
+            elements), ``ess_bulk`` and ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds
             ``divergences`` (count), ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01,
             ESS >= 400, no divergence).
         """
         post = self.posterior
         names = [v for v in self.fit_info["diagnosed_variables"] if v in post]
-        rhat = arviz_stats.rhat(post[names])
-        bulk = arviz_stats.ess(post[names], method="bulk")
-        tail = arviz_stats.ess(post[names], method="tail")
+        data = post[names]
+        derived = self._derived_draws()
+        data = data.assign(derived)
+        names += list(derived)
+        rhat = arviz_stats.rhat(data)
+        bulk = arviz_stats.ess(data, method="bulk")
+        tail = arviz_stats.ess(data, method="tail")
         rows = []
         for v in names:
             rows.append({
@@ -235,6 +241,26 @@ class FitResult:
             "min_ess_tail": float(table["ess_tail"].min()),
         }
         return table
+
+    def _derived_draws(self) -> dict[str, xr.DataArray]:
+        """The slowing draws made after sampling, over the cells and patients that count."""
+        from slopeshift.design import evaluable_cells
+        from slopeshift.summaries import patient_slowing_draws
+
+        post = self.posterior
+        if "rho" not in post:
+            return {}
+        cells = evaluable_cells(self.design).stack(cell=("patient", "cycle"))
+        rho = post["rho"].stack(cell=("patient", "cycle"))
+        out = {}
+        if bool(cells.any()):
+            keep = np.flatnonzero(cells.values)
+            out["rho"] = rho.isel(cell=keep).drop_vars(["cell", "patient", "cycle"])
+        rho_i = patient_slowing_draws(self.idata)
+        ok = np.isfinite(rho_i.values).all(axis=(0, 1))
+        if ok.any():
+            out["rho_patient"] = rho_i.isel(patient=np.flatnonzero(ok))
+        return out
 
     def check(self) -> list[str]:
         """Warn in plain words about out-of-bounds diagnostics and unstable ratios.
