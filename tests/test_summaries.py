@@ -147,7 +147,17 @@ def test_population_and_interval_tables():
     idata = _idata(_rho_fixed((0.5, 0.1), 0.5, 0.9, n_draw=4000))
     rho_bar = idata["posterior"]["rho_bar"]
     pop = population_table(idata, threshold=0.25).set_index("quantity")
-    assert list(pop.index) == ["rho_bar", "rho_cycle[1]", "rho_cycle[2]", "new_patient"]
+    assert list(pop.index) == ["rho_bar", "rho_cycle[1]", "rho_cycle[2]", "new_patient",
+                               "rho_bar_given", "rho_cycle_given[1]", "rho_cycle_given[2]"]
+    # at the intervals given: cycle 1 had 3, 5 and 0 months (mean 3 - 1/3), cycle 2 had 6
+    post = idata["posterior"]
+    g1 = post["rho_cycle"].sel(cycle=1) + post["theta"] * (-1.0 / 3.0)
+    g2 = post["rho_cycle"].sel(cycle=2) + post["theta"] * 3.0
+    assert pop.loc["rho_cycle_given[1]", "mean"] == pytest.approx(float(g1.mean()))
+    assert pop.loc["rho_cycle_given[2]", "mean"] == pytest.approx(float(g2.mean()))
+    bar = (8 * g1 + 6 * g2) / 14  # patient-months observed: 3 + 5 in cycle 1, 6 in cycle 2
+    assert pop.loc["rho_bar_given", "mean"] == pytest.approx(float(bar.mean()))
+    assert pop.attrs["given_interval"] == pytest.approx([3 - 1 / 3, 6.0])
     assert pop.loc["rho_bar", "p_gt_0.25"] == pytest.approx(float((rho_bar > 0.25).mean()))
     assert pop.loc["rho_bar", "ci_2.5"] == pytest.approx(float(rho_bar.quantile(0.025)))
     iv = interval_table(idata, threshold=0.25, intervals=(3, 6)).set_index("quantity")

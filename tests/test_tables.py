@@ -44,11 +44,18 @@ def test_population_table_rounds_the_fit_summary(small_fit):
     num = small_fit.population(0.25)
     assert list(df.columns) == ["Quantity", "Slowing, % (95% CrI)", "P(slowing > 0)",
                                 "P(slowing > 25%)"]
-    assert df["Quantity"].iloc[0] == "All cycles"
-    assert df["Quantity"].iloc[-1] == "New patient (predictive)"
-    assert list(df["Quantity"].iloc[1:-1]) == [f"Cycle {k}" for k in
-                                               small_fit.design["cycle"].values]
-    first = num.iloc[0]
+    cycles = small_fit.design["cycle"].values
+    given = num.attrs["given_interval"]
+    # first at the intervals the patients had, then at the reference interval
+    assert list(df["Quantity"]) == (
+        ["All cycles"]
+        + [f"Cycle {k} (mean interval {g:.1f} months)" if np.isfinite(g)
+           else f"Cycle {k} (open, at a 3-month interval)" for k, g in zip(cycles, given,
+                                                                           strict=True)]
+        + ["All cycles, at a 3-month interval"]
+        + [f"Cycle {k}, at a 3-month interval" for k in cycles]
+        + ["New patient (predictive), at a 3-month interval"])
+    first = num.set_index("quantity").loc["rho_bar_given"]
     assert df.iloc[0, 1] == (f"{100 * first['mean']:.1f} ({100 * first['ci_2.5']:.1f} to "
                              f"{100 * first['ci_97.5']:.1f})")
     assert all(ESTIMATE_1.match(v) for v in df.iloc[:, 1])

@@ -68,11 +68,17 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
     lines.append("Population slowing of decline (fraction of the pre-treatment rate; "
                  "mean [95% interval])")
     pop = fit.population(threshold=c)
-    labels = {"rho_bar": "all cycles", "new_patient": "a new patient"}
-    for _, r in pop.iterrows():
-        q = r["quantity"]
-        name = labels.get(q, q.replace("rho_cycle[", "cycle ").rstrip("]"))
-        lines.append(f"  {name:<16}{_fmt_row(r, c)}")
+    g_ref = pop.attrs.get("interval_ref", 3.0)
+    for given, head in ((True, "at the intervals the patients had"),
+                        (False, f"at a {g_ref:g}-month interval")):
+        lines.append(f"  {head}:")
+        for _, r in pop.iterrows():
+            q = r["quantity"]
+            if ("_given" in q) != given:
+                continue
+            name = {"rho_bar": "all cycles", "rho_bar_given": "all cycles",
+                    "new_patient": "a new patient"}.get(q) or "cycle " + q.split("[")[1][:-1]
+            lines.append(f"    {name:<14}{_fmt_row(r, c)}")
     lines.append("")
     iv = fit.interval_effect(threshold=c)
     th = iv.iloc[0]

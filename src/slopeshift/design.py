@@ -23,7 +23,7 @@ import xarray as xr
 from slopeshift.data import TrialData
 from slopeshift.floors import floor_cycles, floor_factors
 
-__all__ = ["INTERVALS", "build_design", "evaluable_cells"]
+__all__ = ["INTERVALS", "build_design", "design_weights", "evaluable_cells", "given_interval_shift"]
 
 #: Interval covariates: how g_ik, the months an injection must carry the patient, is defined.
 INTERVALS = ("cycle_length", "since_previous")
@@ -256,3 +256,30 @@ def evaluable_cells(design: xr.Dataset) -> xr.DataArray:
     if "floor" in design and design.attrs.get("floors", "exclude") == "exclude":
         out = out & ~design["floor"]
     return out
+
+
+def design_weights(design: xr.Dataset) -> xr.DataArray:
+    """Patient-months observed in each cycle (the weights of rho_bar), normalised to sum to 1.
+
+    Only patients who carry a treatment effect (the treated arm) count.
+    """
+    w = (design["cycle_length"] * evaluable_cells(design)).sum("patient")
+    if float(w.sum()) <= 0:
+        eff = design["effect"] if "effect" in design else design["treated"]
+        w = (design["has_cycle"] * eff).sum("patient").astype(float)
+    return w / w.sum()
+
+
+def given_interval_shift(design: xr.Dataset, interval_ref: float) -> xr.DataArray:
+    """Mean of g_ik - g_ref over each cycle's cells with an effect and a known interval (months).
+
+    The model's cycle means are sampled at these intervals (the cycle's own mean interval), so
+    rho_k + theta * shift_k is the population slowing of cycle k at the intervals the patients
+    actually had; 0 for a cycle without such a cell.
+    """
+    eff = design["effect"] if "effect" in design else design["treated"]
+    g = design["interval"]
+    known = design["has_cycle"] & np.isfinite(g) & eff
+    total = (g - interval_ref).where(known, 0.0).sum("patient")
+    n = known.sum("patient")
+    return (total / n.where(n > 0)).fillna(0.0)

@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.design import build_design, evaluable_cells
+from slopeshift.design import build_design, design_weights
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
 from slopeshift.marginal import exposure_gram, low_rank_terms
@@ -753,18 +753,6 @@ class SlopeShiftModel:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return (f"SlopeShiftModel({o['patients']} patients, {o['visits']} visits, "
                 f"{o['injections']} injections; {opts})")
-
-
-def design_weights(design: xr.Dataset) -> xr.DataArray:
-    """Patient-months observed in each cycle (the weights of rho_bar), normalised to sum to 1.
-
-    Only patients who carry a treatment effect (the treated arm) count.
-    """
-    w = (design["cycle_length"] * evaluable_cells(design)).sum("patient")
-    if float(w.sum()) <= 0:
-        eff = design["effect"] if "effect" in design else design["treated"]
-        w = (design["has_cycle"] * eff).sum("patient").astype(float)
-    return w / w.sum()
 
 
 def _check_enrolment(enrolment: float | str | None) -> float | str | None:

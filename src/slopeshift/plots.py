@@ -285,10 +285,10 @@ def plot_cycles(
     """Slowing in each treatment cycle: population rho_k and each patient's rho_ik.
 
     For each cycle 1..K: the population slowing rho_k (posterior mean and 95% interval, at the
-    reference interval) from ``fit.cycles(threshold)``, the posterior means of the patient
-    slowings rho_ik of the patients with a visit in that cycle (points, spread sideways) from
-    ``fit.slowing(threshold)``, and above each cycle the posterior median number of
-    responders out of the patients evaluable in it ("15/19", from
+    intervals the patients had: ``rho_cycle_given[k]`` of ``fit.population(threshold)``), the
+    posterior means of the patient slowings rho_ik of the patients with a visit in that cycle
+    (points, spread sideways) from ``fit.slowing(threshold)``, and above each cycle the
+    posterior median number of responders out of the patients evaluable in it ("15/19", from
     :func:`slopeshift.tables.responder_counts`, as in :func:`slopeshift.tables.cycle_table`).
 
     Parameters
@@ -317,8 +317,11 @@ def plot_cycles(
                    edgecolor=_C["blue"], linewidth=0.4, alpha=0.8, zorder=2,
                    label=r"patient $\rho_{ik}$ (posterior mean)" if i == 0 else None)
     k = cyc["cycle"].to_numpy()
-    mean = 100 * cyc["mean"].to_numpy()
-    err = np.vstack([mean - 100 * cyc["ci_2.5"].to_numpy(), 100 * cyc["ci_97.5"].to_numpy() - mean])
+    pop = fit.population(threshold).set_index("quantity")
+    given = pop.loc[[f"rho_cycle_given[{kk}]" for kk in k]]
+    mean = 100 * given["mean"].to_numpy()
+    err = np.vstack([mean - 100 * given["ci_2.5"].to_numpy(),
+                     100 * given["ci_97.5"].to_numpy() - mean])
     ax.errorbar(k + 0.18, mean, yerr=err, fmt="s", ms=6, color=_C["black"], ecolor=_C["black"],
                 elinewidth=1.5, capsize=3, zorder=3,
                 label=r"population $\rho_k$ (mean, 95% interval)")

@@ -311,17 +311,20 @@ def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
                 f"Over all cycles, the slope changed by {a['mean']:+.2f} points/month more on "
                 f"treatment than on sham (95% CrI {a['ci_2.5']:+.2f} to {a['ci_97.5']:+.2f}; "
                 f"{_p_phrase('P(difference > 0)', a['p_gt_0'])}).")
-    bar = pop.loc["rho_bar"]
+    bar = pop.loc["rho_bar_given"]
+    ref = pop.loc["rho_bar"]
+    g_ref = f"{fit.population(c).attrs.get('interval_ref', 3.0):g}"
     s.append(
         f"Relative to each patient's natural rate, decline slowed by {_pct_ci(bar)} over all "
-        "cycles "
+        "cycles, at the intervals the patients had "
         f"({_p_phrase('P(slowing > 0)', bar['p_gt_0'])}; "
-        f"{_p_phrase(f'P(slowing > {pct})', bar[pcol])})."
+        f"{_p_phrase(f'P(slowing > {pct})', bar[pcol])}); at a {g_ref}-month interval it "
+        f"would be {_pct_ci(ref)} ({_p_phrase(f'P(slowing > {pct})', ref[pcol])})."
     )
     per = []
     resp = []
     for k in cycles["cycle"]:
-        per.append(f"{_pct_ci(pop.loc[f'rho_cycle[{k}]'])} in cycle {k}")
+        per.append(f"{_pct_ci(pop.loc[f'rho_cycle_given[{k}]'])} in cycle {k}")
         r = counts.loc[f"cycle {k}"]
         resp.append(f"{r['label']} (95% CrI {r['ci_2.5']} to {r['ci_97.5']}) in cycle {k}")
     s.append(f"Population slowing was {'; '.join(per)}.")
@@ -339,7 +342,8 @@ def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
         f"{_p_phrase('P(\u03b8 < 0)', theta['p_lt_0'])})."
     )
     new = pop.loc["new_patient"]
-    s.append(f"A new patient's predicted slowing was {_pct_ci(new)}, with probability "
+    s.append(f"A new patient's predicted slowing at a {g_ref}-month interval was "
+             f"{_pct_ci(new)}, with probability "
              f"{format_probability(new[pcol])} of exceeding {pct}.")
     ok, numbers = _diagnostic_phrase(fit)
     s.append("Sampling diagnostics were within bounds." if ok else

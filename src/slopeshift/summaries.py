@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from slopeshift.design import evaluable_cells
+from slopeshift.design import design_weights, evaluable_cells, given_interval_shift
 
 __all__ = [
     "CAVEAT",
@@ -356,11 +356,17 @@ def population_table(
     Returns
     -------
     pandas.DataFrame
-        Rows ``rho_bar`` (population slowing over all cycles: the cycle slowings weighted by
-        the patient-months observed in each), ``rho_cycle[k]`` (each cycle, at the reference
-        interval) and ``new_patient`` (the predictive overall slowing of a new patient: its
-        ``p_gt_<c>`` is the probability that a new patient responds). Columns ``quantity``,
-        ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5``, ``p_gt_0``, ``p_gt_<c>``.
+        Rows ``rho_bar`` (population slowing over all cycles at the reference interval g_ref,
+        e.g. 3 months: the cycle slowings weighted by the patient-months observed in each),
+        ``rho_cycle[k]`` (each cycle, at the reference interval), ``new_patient`` (the
+        predictive overall slowing of a new patient at the reference interval: its
+        ``p_gt_<c>`` is the probability that a new patient responds), then
+        ``rho_bar_given`` and ``rho_cycle_given[k]``: the same at the intervals the patients
+        actually had (each cycle at its own mean interval; what the trial delivered, and
+        the better-determined number, since the data identify each cycle at its own interval).
+        Columns ``quantity``, ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5``, ``p_gt_0``,
+        ``p_gt_<c>``; ``attrs["interval_ref"]`` (months) and ``attrs["given_interval"]``
+        (each cycle's mean interval, months; NaN without one).
     """
     th = _thresholds(threshold)
     post = _posterior(idata)
@@ -369,10 +375,48 @@ def population_table(
     per["quantity"] = [f"rho_cycle[{k}]" for k in per.pop("cycle")]
     parts.append(per)
     parts.append(_stats(post["rho_new"], th, zero=True).assign(quantity="new_patient"))
+    given, bar_given, g_ref, g_mean = given_interval_draws(idata)
+    parts.append(_stats(bar_given, th, zero=True).assign(quantity="rho_bar_given"))
+    per = _stats(given, th, zero=True)
+    per["quantity"] = [f"rho_cycle_given[{k}]" for k in per.pop("cycle")]
+    parts.append(per)
     out = pd.concat(parts, ignore_index=True)
     out = out[["quantity"] + [c for c in out.columns if c != "quantity"]]
     out.attrs["note"] = CAVEAT
+    out.attrs["interval_ref"] = g_ref
+    out.attrs["given_interval"] = g_mean
     return out
+
+
+def given_interval_draws(idata: xr.DataTree) -> tuple[xr.DataArray, xr.DataArray, float, list]:
+    """Population slowing at the intervals the patients actually had.
+
+    rho_k(given) = rho_k + theta * (mean g_k - g_ref), each cycle at the mean interval of its
+    patients with a known interval (the model's sampled coordinate), and their patient-month
+    weighted mean. Cycles without a known interval (an open last cycle) stay at g_ref.
+
+    Returns
+    -------
+    given : xarray.DataArray
+        (chain, draw, cycle).
+    bar : xarray.DataArray
+        (chain, draw).
+    interval_ref : float
+        g_ref, months.
+    given_interval : list of float
+        Each cycle's mean interval, months (NaN where no patient's interval is known).
+    """
+    post = _posterior(idata)
+    d = _design(idata)
+    g_ref = float(d.attrs.get("interval_ref", 3.0))
+    shift = given_interval_shift(d, g_ref)
+    given = post["rho_cycle"] + interval_effect_draws(idata) * shift
+    bar = given.dot(design_weights(d), dim="cycle")
+    eff = d["effect"] if "effect" in d else d["treated"]
+    known = (d["has_cycle"] & np.isfinite(d["interval"]) & eff).any("patient").values
+    g_mean = [float(g_ref + s) if k else float("nan")
+              for s, k in zip(shift.values, known, strict=True)]
+    return given, bar, g_ref, g_mean
 
 
 def interval_effect_draws(idata: xr.DataTree) -> xr.DataArray:

@@ -205,20 +205,24 @@ def population_table(
     -------
     pandas.DataFrame
         Columns ``Quantity``, ``Slowing, % (95% CrI)``, ``P(slowing > 0)``,
-        ``P(slowing > <c>%)``; rows "All cycles" (rho_bar, the cycle slowings weighted by the
-        patient-months observed in each), "Cycle k" (at the reference interval) and "New
-        patient (predictive)" (its probability column is the probability that a new patient
-        responds). Formatted strings; ``attrs["note"]`` holds the footnote.
+        ``P(slowing > <c>%)``; first the slowing at the intervals the patients had: "All
+        cycles" (rho_bar, the cycle slowings weighted by the patient-months observed in each)
+        and "Cycle k (mean interval g months)"; then the same "at a <g_ref>-month interval"
+        and "New patient (predictive), at a <g_ref>-month interval" (its probability column is
+        the probability that a new patient responds). Formatted strings; ``attrs["note"]``
+        holds the footnote.
     """
     c = _check_threshold(threshold)
     _check_decimals(pct_decimals=pct_decimals, prob_decimals=prob_decimals)
     pop = fit.population(c)
-    names = {"rho_bar": "All cycles", "new_patient": "New patient (predictive)"}
+    labels = population_labels(pop)
+    order = [q for q in pop["quantity"] if "_given" in q] + [
+        q for q in pop["quantity"] if "_given" not in q and q != "new_patient"] + ["new_patient"]
+    pop = pop.set_index("quantity").loc[order].reset_index()
     pc = f"P(slowing > {_pct_label(c)})"
     rows = []
     for _, r in pop.iterrows():
-        q = r["quantity"]
-        label = names.get(q) or "Cycle " + q.removeprefix("rho_cycle[").removesuffix("]")
+        label = labels[r["quantity"]]
         rows.append({
             "Quantity": label,
             "Slowing, % (95% CrI)": _pct_estimate(r, pct_decimals),
@@ -229,8 +233,33 @@ def population_table(
     out.attrs["note"] = _note(
         "Slowing: reduction of the rate of decline, % of the pre-treatment rate (100 = decline "
         "halted). All cycles: cycle slowings weighted by the patient-months observed in each. "
-        "Cycle k: at the reference injection interval. New patient: predictive slowing of a "
-        "patient not in the trial.", _CRI)
+        "First at the intervals the patients had (each cycle at its mean interval; an open last "
+        "cycle without a known interval at the reference interval), then at the reference "
+        "interval. New patient: predictive slowing of a patient not in the trial.", _CRI)
+    return out
+
+
+def population_labels(pop: pd.DataFrame) -> dict[str, str]:
+    """Reader-facing names of the rows of ``FitResult.population()`` (quantity -> label)."""
+    g_ref = pop.attrs.get("interval_ref", 3.0)
+    given = pop.attrs.get("given_interval", [])
+    at_ref = f"at a {g_ref:g}-month interval"
+    out = {}
+    for q in pop["quantity"]:
+        if q == "rho_bar":
+            out[q] = f"All cycles, {at_ref}"
+        elif q == "new_patient":
+            out[q] = f"New patient (predictive), {at_ref}"
+        elif q == "rho_bar_given":
+            out[q] = "All cycles"
+        elif q.startswith("rho_cycle_given["):
+            k = int(q.removeprefix("rho_cycle_given[").removesuffix("]"))
+            g = given[k - 1] if k - 1 < len(given) else float("nan")
+            out[q] = (f"Cycle {k} (mean interval {g:.1f} months)" if np.isfinite(g)
+                      else f"Cycle {k} (open, {at_ref})")
+        else:
+            k = q.removeprefix("rho_cycle[").removesuffix("]")
+            out[q] = f"Cycle {k}, {at_ref}"
     return out
 
 
@@ -271,18 +300,20 @@ def cycle_table(
         r = counts.loc[scope]
         return f"{r['label']} ({r['ci_2.5']} to {r['ci_97.5']})"
 
+    pop = fit.population(c).set_index("quantity")
     rows = []
     for _, r in cyc.iterrows():
         k = int(r["cycle"])
+        g = pop.loc[f"rho_cycle_given[{k}]"]
         rows.append({
             "Cycle": str(k), "Patients": str(int(r["n_patients"])),
             "Patient-months": format_number(r["patient_months"], 1),
-            "Slowing, % (95% CrI)": _pct_estimate(r, pct_decimals),
-            "P(slowing > 0)": format_probability(r["p_gt_0"], prob_decimals),
-            pc: format_probability(r[f"p_gt_{c:g}"], prob_decimals),
+            "Slowing, % (95% CrI)": _pct_estimate(g, pct_decimals),
+            "P(slowing > 0)": format_probability(g["p_gt_0"], prob_decimals),
+            pc: format_probability(g[f"p_gt_{c:g}"], prob_decimals),
             "Responders (95% CrI)": resp(f"cycle {k}"),
         })
-    bar = fit.population(c).set_index("quantity").loc["rho_bar"]
+    bar = pop.loc["rho_bar_given"]
     rows.append({
         "Cycle": "All cycles", "Patients": str(int(counts.loc["overall", "n_evaluable"])),
         "Patient-months": format_number(float(cyc["patient_months"].sum()), 1),
@@ -294,8 +325,9 @@ def cycle_table(
     out = pd.DataFrame(rows)
     out.attrs["note"] = _note(
         "Patients: evaluable in the cycle (a visit after the injection and before the next). "
-        "Slowing: population slowing rho_k at the reference interval, % of the pre-treatment "
-        f"rate. Responders: posterior median number of patients whose slowing exceeds "
+        "Slowing: population slowing rho_k at the intervals the patients had (each cycle at its "
+        "mean interval), % of the pre-treatment rate. Responders: posterior median number of "
+        "patients whose slowing exceeds "
         f"{_pct_label(c)} / patients evaluable (All cycles: overall slowing over all cycles "
         "of each treated patient).", _CRI)
     return out
