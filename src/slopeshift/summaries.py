@@ -67,7 +67,7 @@ def natural_history_note(config: dict) -> str:
                 "without controls, each cycle's natural change may stray from it with prior "
                 f"{_prior_text(pri.get('natural_shift'))} per month.")
         if config.get("floors", "exclude") != "include":
-            text += (" Items at 0 (item-level ALSFRS-R) scale each cycle's natural rate by the "
+            text += (" With item-level ALSFRS-R, items at 0 scale each cycle's natural rate by the "
                      "share of the run-in decline the other items can still carry.")
     rule = config.get("enrolment")
     if rule == "auto":
