@@ -56,8 +56,7 @@ def _latent_map(model, p, i):
     X = np.column_stack([k["x_cycle"][sel], k["x_pre"][sel]])
     at_mean = p[f"{_key(model)}_at_mean_interval"]
     if model.config["drift"]:  # the sampler's coordinate is sheared along the natural change
-        at_mean = (at_mean + p["acceleration"] * k["accel_shift"]
-                   + p["natural_cycle"] * model._shift_unit())
+        at_mean = model._at_mean(at_mean, np.asarray(p["acceleration"]), p["natural_cycle"])
     m = at_mean + p["theta"] * k["g_dev"][i]
     b0 = p["beta_pre"][i]
     natural = b0 + (p["acceleration"] * k["natural_time"][i] + p["natural_cycle"]

@@ -181,6 +181,7 @@ class FitResult:
         self.data = data
         self.config = config
         self.fit_info = fit_info
+        self._diagnostics: pd.DataFrame | None = None  # computed once (thousands of ESS)
         if design is not None:
             self.idata["design"] = xr.DataTree(design)
 
@@ -207,8 +208,16 @@ class FitResult:
             slowing rho_i, on which responder calls rest): ``r_hat`` (largest over its
             elements), ``ess_bulk`` and ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds
             ``divergences`` (count), ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01,
-            ESS >= 400, no divergence).
+            ESS >= 400, no divergence). Computed once per fit (a 2,000-patient fit has about
+            12,000 such quantities: about a minute) and returned as a copy.
         """
+        if self._diagnostics is None:
+            self._diagnostics = self._compute_diagnostics()
+        table = self._diagnostics.copy()
+        table.attrs = dict(self._diagnostics.attrs)
+        return table
+
+    def _compute_diagnostics(self) -> pd.DataFrame:
         post = self.posterior
         names = [v for v in self.fit_info["diagnosed_variables"] if v in post]
         data = post[names]
