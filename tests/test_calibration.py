@@ -45,7 +45,9 @@ def test_responder_probabilities_add_up_to_true_responders(pooled):
 def test_confident_calls_are_right(pooled):
     responders = pooled["true_rho"] > 0.25
     high, low = pooled["p"] > 0.9, pooled["p"] < 0.1
-    assert high.sum() >= 10 and low.sum() >= 3
+    # the default prices natural drift in, so one patient's call is humble: over 3 x 59 treated
+    # patients only a handful reach 0.9 (5 on these seeds; 10 or more before natural change)
+    assert high.sum() >= 3 and low.sum() >= 3
     assert responders[high].mean() >= 0.85
     assert responders[low].mean() <= 0.15
 

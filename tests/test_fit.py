@@ -127,7 +127,8 @@ def test_pymc_sampler_path(example_data):
                         progressbar=False, check=False, cores=1)
     assert fit.posterior.sizes["draw"] == 100
     assert {"posterior", "log_likelihood", "design"} <= set(fit.idata.children)
-    assert fit.population().shape[0] == 6
+    n_k = fit.design.sizes["cycle"]  # rho_bar, cycles, new patient; then at the given intervals
+    assert fit.population().shape[0] == 2 * n_k + 3
 
 
 def test_low_rank_mass_matrix(example_model):

@@ -105,7 +105,9 @@ def test_cycles(small_fit, tmp_path):
     cyc = small_fit.cycles(0.25)
     (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     _, y = bars.lines[0].get_data()
-    np.testing.assert_allclose(y, 100 * cyc["mean"].to_numpy())
+    pop = small_fit.population(0.25).set_index("quantity")  # at the intervals given
+    given = pop.loc[[f"rho_cycle_given[{k}]" for k in cyc["cycle"]], "mean"]
+    np.testing.assert_allclose(y, 100 * given.to_numpy())
     sl = small_fit.slowing(0.25)
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert sum(len(c.get_offsets()) for c in points) == int(sl["observed"].sum())
