@@ -275,11 +275,11 @@ def given_interval_shift(design: xr.Dataset, interval_ref: float) -> xr.DataArra
 
     The model's cycle means are sampled at these intervals (the cycle's own mean interval), so
     rho_k + theta * shift_k is the population slowing of cycle k at the intervals the patients
-    actually had; 0 for a cycle without such a cell.
+    actually had. NaN for a cycle without such a cell (an open last cycle): it stays at g_ref.
     """
     eff = design["effect"] if "effect" in design else design["treated"]
     g = design["interval"]
     known = design["has_cycle"] & np.isfinite(g) & eff
     total = (g - interval_ref).where(known, 0.0).sum("patient")
     n = known.sum("patient")
-    return (total / n.where(n > 0)).fillna(0.0)
+    return total / n.where(n > 0)

@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.design import build_design, design_weights
+from slopeshift.design import build_design, design_weights, given_interval_shift
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
 from slopeshift.marginal import exposure_gram, low_rank_terms
@@ -226,9 +226,7 @@ class SlopeShiftModel:
         g_c = np.where(known, g - self.config["interval_ref"], 0.0)
         # the cycle's mean interval over the patients with an effect and a known interval; a
         # cell without one sits at its cycle's mean (it informs the mean, not theta)
-        w_eff = known & effect[:, None]
-        g_mean = np.where(w_eff.any(axis=0),
-                          (g_c * w_eff).sum(axis=0) / np.maximum(w_eff.sum(axis=0), 1), 0.0)
+        g_mean = given_interval_shift(d, self.config["interval_ref"]).fillna(0.0).values
         x = d["covariate_values"].values
         sd_x = x.std(axis=0)
         const = [c for c, v in zip(d["covariate"].values, sd_x, strict=True) if v == 0]

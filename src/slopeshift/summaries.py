@@ -410,13 +410,9 @@ def given_interval_draws(idata: xr.DataTree) -> tuple[xr.DataArray, xr.DataArray
     d = _design(idata)
     g_ref = float(d.attrs.get("interval_ref", 3.0))
     shift = given_interval_shift(d, g_ref)
-    given = post["rho_cycle"] + interval_effect_draws(idata) * shift
+    given = post["rho_cycle"] + interval_effect_draws(idata) * shift.fillna(0.0)
     bar = given.dot(design_weights(d), dim="cycle")
-    eff = d["effect"] if "effect" in d else d["treated"]
-    known = (d["has_cycle"] & np.isfinite(d["interval"]) & eff).any("patient").values
-    g_mean = [float(g_ref + s) if k else float("nan")
-              for s, k in zip(shift.values, known, strict=True)]
-    return given, bar, g_ref, g_mean
+    return given, bar, g_ref, (g_ref + shift).values.tolist()
 
 
 def interval_effect_draws(idata: xr.DataTree) -> xr.DataArray:
