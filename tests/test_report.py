@@ -88,8 +88,9 @@ def test_report_writes_tables_and_paragraph_files(report):
     path, page = report
     out = path.parent
     for name in ("population", "cycles", "interval", "patients"):
-        for ext in ("csv", "md", "tex"):
-            assert (out / f"{name}.{ext}").stat().st_size > 0
+        for file in (f"{name}_formatted.csv", f"{name}.md", f"{name}.tex"):
+            assert (out / file).stat().st_size > 0
+        assert not (out / f"{name}.csv").exists()  # formatted CSVs say so in their name
     assert r"\toprule" in (out / "cycles.tex").read_text()
     assert (out / "methods.txt").read_text().strip() == page.by_id["methods"].strip()
     assert (out / "results.txt").read_text().strip() == page.by_id["results"].strip()

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from slopeshift.data import TrialData
-from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning
+from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning, DataWarning
 
 if TYPE_CHECKING:
     from slopeshift.model import SlopeShiftModel
@@ -286,30 +286,33 @@ class FitResult:
             msgs.append(
                 f"{a['divergences']} of {a['draws']} draws diverged: the sampler could not "
                 "explore part of the posterior, so probabilities may be biased. Refit with "
-                "target_accept=0.95; if divergences remain, report them."
+                "target_accept=0.95 (CLI: --target-accept 0.95); if divergences remain, "
+                "report them."
             )
         bad_r = diag.index[diag["r_hat"] > RHAT_MAX].tolist()
         if bad_r:
             msgs.append(
                 f"R-hat above {RHAT_MAX} for {bad_r} (max {a['max_r_hat']:.3f}): chains disagree;"
-                " run more tuning and draws before citing any number."
+                " run more tuning and draws (CLI: --tune, --draws) before citing any number."
             )
         bad_e = diag.index[(diag["ess_bulk"] < ESS_MIN) | (diag["ess_tail"] < ESS_MIN)].tolist()
         if bad_e:
             msgs.append(
                 f"effective sample size below {ESS_MIN} for {bad_e} (min bulk "
                 f"{a['min_ess_bulk']:.0f}, tail {a['min_ess_tail']:.0f}): intervals and "
-                "probabilities are imprecise; run more draws."
+                "probabilities are imprecise; run more draws (CLI: --draws)."
             )
+        categories = [ConvergenceWarning] * len(msgs)
         near = self.near_zero_slopes()
         if near:
             msgs.append(
                 f"patient(s) {', '.join(near)} have a pre-treatment slope that may be near zero "
                 "(P(|slope| < the near-zero margin) > 10%): their ratio slowing is unstable; "
-                "consider parameterization='additive'."
+                "consider parameterization='additive' (CLI: --parameterization additive)."
             )
-        for m in msgs:
-            warnings.warn(m, ConvergenceWarning, skip_file_prefixes=_PACKAGE_DIR)
+            categories.append(DataWarning)  # a property of the data, not of the sampler
+        for m, category in zip(msgs, categories, strict=True):
+            warnings.warn(m, category, skip_file_prefixes=_PACKAGE_DIR)
         return msgs
 
     def near_zero_slopes(self, margin: float | None = None, prob: float = 0.1) -> list[str]:

@@ -544,9 +544,10 @@ def write_report(
     Returns
     -------
     Path
-        ``out_dir / "report.html"``. Next to it: ``population``, ``cycles``, ``interval`` and
-        ``patients`` tables as ``.csv``, ``.md`` and ``.tex`` (booktabs), and ``methods.txt``
-        and ``results.txt`` (the paragraphs).
+        ``out_dir / "report.html"``. Next to it: the ``population``, ``cycles``, ``interval``
+        and ``patients`` tables (and ``arm_contrast`` with controls) as formatted strings,
+        slowing in percent: ``<table>_formatted.csv``, ``<table>.md`` and ``<table>.tex``
+        (booktabs); and ``methods.txt`` and ``results.txt`` (the paragraphs).
     """
     if max_patients < 1:
         raise ValueError(f"max_patients must be at least 1, not {max_patients}.")
@@ -569,10 +570,12 @@ def write_report(
                        contrast))
     table_parts = []
     for i, (name, caption, df) in enumerate(tables, start=1):
-        for ext in ("csv", "md", "tex"):
-            export_table(df, out / f"{name}.{ext}", caption=caption, label=f"tab:{name}")
-        links = " ".join(f"<a href=\"{name}.{ext}\">{ext.upper()}</a>" for ext in
-                         ("csv", "md", "tex"))
+        # "_formatted": these CSVs hold the printed strings (percent), unlike the numeric
+        # exports of the command line (<table>_numeric.csv, fractions)
+        files = {"csv": f"{name}_formatted.csv", "md": f"{name}.md", "tex": f"{name}.tex"}
+        for file in files.values():
+            export_table(df, out / file, caption=caption, label=f"tab:{name}")
+        links = " ".join(f"<a href=\"{file}\">{ext.upper()}</a>" for ext, file in files.items())
         table_parts.append(
             f"<h3>Table {i}. {_esc(caption)}</h3>{_html_table(df)}"
             f"<p class=\"note\">{_esc(df.attrs.get('note', ''))} Files: {links}</p>")
