@@ -1,62 +1,113 @@
 """Command line: ``slopeshift demo``, ``slopeshift fit VISITS.csv INJECTIONS.csv --out DIR`` and
 ``slopeshift report FIT.nc --out DIR``.
 
-The CLI only wires the library together: read data, fit, write the fit and the tables, print
-the headline table.
+The CLI only wires the library together: read data (and priors from a TOML file), fit, write
+the fit and the numeric tables, print the headline table, write the report. The headline shows
+slowing in percent of the pre-treatment rate and responder counts as posterior medians with
+95% intervals, as the report does; the numeric CSV exports keep fractions.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+import tomllib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
 from slopeshift.data import TrialData
 from slopeshift.errors import DataValidationError
-from slopeshift.fit import FitResult
+from slopeshift.fit import SAMPLERS, FitResult
 from slopeshift.model import SlopeShiftModel
+from slopeshift.priors import Prior, required_keys
 from slopeshift.simulate import example_trial
 from slopeshift.summaries import CAVEAT, natural_history_note
+from slopeshift.tables import _interval_units, format_estimate, responder_counts
 
 __all__ = ["headline", "main", "write_tables"]
 
 TABLES = ("slowing", "patients", "cycles", "population", "responders", "interval_effect")
+#: Suffix of the numeric exports (the report's formatted tables end in ``_formatted.csv``).
+NUMERIC_SUFFIX = "_numeric.csv"
 
 
 def write_tables(fit: FitResult, out: Path, threshold: list[float]) -> list[Path]:
-    """Write every summary table of ``fit`` to ``out/<table>.csv``; returns the paths."""
+    """Write every numeric summary table of ``fit`` to ``out/<table>_numeric.csv``.
+
+    The tables are those of ``fit.slowing()``, ``fit.patients()``, ``fit.cycles()``,
+    ``fit.population()``, ``fit.responders()`` and ``fit.interval_effect()``, unrounded:
+    slowing and its interval are **fractions** of the pre-treatment rate (0.25 = 25% slower
+    decline), theta a fraction per month of interval, slopes in outcome units/month and
+    probabilities in 0-1. The formatted tables for print (percent) are the report's
+    ``report/<table>_formatted.csv``.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted model.
+    out : Path
+        Folder to write into (created if needed).
+    threshold : list of float
+        Responder thresholds as fractions of the pre-treatment rate; one ``p_gt_<c>`` column
+        each.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of :data:`TABLES`.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in TABLES:
-        path = out / f"{name}.csv"
+        path = out / f"{name}{NUMERIC_SUFFIX}"
         getattr(fit, name)(threshold=threshold).to_csv(path, index=False)
         paths.append(path)
     return paths
 
 
+# ---------------------------------------------------------------------- headline
+def _pct(r: pd.Series) -> str:
+    """A summary row's fraction as "mean (lo to hi)" in percent, one decimal (as the report)."""
+    return format_estimate(r["mean"], r["ci_2.5"], r["ci_97.5"], decimals=1, scale=100.0)
+
+
+def _pct_label(c: float) -> str:
+    return f"{100 * c:g}%"
+
+
 def _fmt_row(r: pd.Series, c: float) -> str:
-    return (f"{r['mean']:6.2f} [{r['ci_2.5']:5.2f}, {r['ci_97.5']:5.2f}]"
-            f"   P(>0) {r['p_gt_0']:.3f}   P(>{c:g}) {r[f'p_gt_{c:g}']:.3f}")
+    return (f"{_pct(r):<22}  P(>0) {r['p_gt_0']:.3f}   "
+            f"P(>{_pct_label(c)}) {r[f'p_gt_{c:g}']:.3f}")
 
 
 def headline(fit: FitResult, threshold: float = 0.25) -> str:
     """The headline table as text: population slowing, interval effect, responders, patients.
 
+    Slowing is printed in percent of the pre-treatment rate with one decimal (25.0 = 25%
+    slower decline), theta in percentage points per month of interval, responder counts as
+    the posterior median over the patients evaluable with its 95% interval (the numbers of
+    :func:`slopeshift.tables.responder_counts`, as in the report), and probabilities in 0-1.
+
     Parameters
     ----------
     fit : FitResult
+        A fitted model.
     threshold : float, default 0.25
-        Slowing threshold defining a responder (fraction of the pre-treatment rate).
+        Slowing threshold defining a responder, as a fraction of the pre-treatment rate
+        (0.25 = 25% slower; printed as "25%").
 
     Returns
     -------
     str
     """
     c = threshold
+    pct = _pct_label(c)
     lines = []
     o = fit.data.overview()
     lines.append(
@@ -65,8 +116,8 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
         f"mean run-in {o['mean_runin_months']:.1f} months."
     )
     lines.append("")
-    lines.append("Population slowing of decline (fraction of the pre-treatment rate; "
-                 "mean [95% interval])")
+    lines.append("Population slowing of decline (% of the pre-treatment rate: 25.0 = 25% slower, "
+                 "100 = halted; mean (95% CrI))")
     pop = fit.population(threshold=c)
     g_ref = pop.attrs.get("interval_ref", 3.0)
     for given, head in ((True, "at the intervals the patients had"),
@@ -80,35 +131,44 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
                     "new_patient": "a new patient"}.get(q) or "cycle " + q.split("[")[1][:-1]
             lines.append(f"    {name:<14}{_fmt_row(r, c)}")
     lines.append("")
+    unit_one, unit = _interval_units(fit)
     iv = fit.interval_effect(threshold=c)
     th = iv.iloc[0]
     lines.append(
-        f"Interval effect theta (change of slowing per extra month between injections): "
-        f"{th['mean']:.3f} [{th['ci_2.5']:.3f}, {th['ci_97.5']:.3f}], P(theta < 0) "
-        f"{th['p_lt_0']:.3f}"
+        f"Interval effect theta (change of slowing per extra {unit_one} between injections, "
+        f"percentage points): {_pct(th)}, P(theta < 0) {th['p_lt_0']:.3f}"
     )
     for _, r in iv.iloc[1:].iterrows():
-        lines.append(f"  at {r['interval_months']:g} months     {_fmt_row(r, c)}")
+        at = f"at {r['interval_months']:g} {unit}"
+        lines.append(f"  {at:<16}{_fmt_row(r, c)}")
     lines.append("")
-    lines.append(f"Number of responders (slowing > {c:.0%}): posterior P(R >= r)")
+    lines.append(f"Number of responders (slowing > {pct}): posterior median / patients evaluable "
+                 "(95% CrI), and P(R >= r)")
+    counts = responder_counts(fit, c).set_index("scope")
     resp = fit.responders(threshold=c)
     for scope, grp in resp.groupby("scope", sort=False):
-        n = int(grp["n_evaluable"].iloc[0])
+        n = counts.loc[scope]
+        count = f"{n['label']} ({n['ci_2.5']} to {n['ci_97.5']})"
         ge = " ".join(f"{int(r)}:{p:.2f}" for r, p in zip(grp["responders"], grp["p_ge"],
                                                           strict=True) if p >= 0.005 and r > 0)
-        mode = int(grp.loc[grp["p_eq"].idxmax(), "responders"])
-        lines.append(f"  {scope:<9} most likely {mode}/{n}   P(R>=r) {ge}")
+        lines.append(f"  {scope:<9} {count:<16}  P(R>=r) {ge}")
     lines.append("")
-    lines.append(f"Patients: overall slowing and P(responder) = P(slowing > {c:.0%})")
+    lines.append(f"Patients: overall slowing, % (95% CrI), and P(responder) = "
+                 f"P(slowing > {pct})")
     pt = fit.patients(threshold=c)
     for _, r in pt.iterrows():
+        if r["status"] == "flat run-in" and pd.notna(r.get("change_mean")):
+            change = format_estimate(r["change_mean"], r["change_ci_2.5"], r["change_ci_97.5"], 2)
+            lines.append(f"  {r['patient']:<8} flat run-in (decline not established; outside "
+                         f"responder counts): slope change {change} {fit.data.spec.unit}/month")
+            continue
         if r["status"] != "treated":
             lines.append(f"  {r['patient']:<8} {r['status']}")
             continue
         lines.append(
             f"  {r['patient']:<8} {r['n_cycles']} cycle(s)  pre-slope {r['pre_slope_mean']:6.2f}"
-            f" {fit.data.spec.unit}/month  slowing {r['mean']:6.2f} "
-            f"[{r['ci_2.5']:5.2f}, {r['ci_97.5']:5.2f}]  P(responder) {r[f'p_gt_{c:g}']:.2f}"
+            f" {fit.data.spec.unit}/month  slowing {_pct(r):<22}  "
+            f"P(responder) {r[f'p_gt_{c:g}']:.2f}"
         )
     lines.append("")
     diag = fit.diagnostics().attrs
@@ -123,42 +183,342 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------- option types
 def _thresholds(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",")]
-    except ValueError as err:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(
-            f"threshold must be numbers separated by commas, e.g. 0.25 or 0.2,0.25; got {text!r}"
-        ) from err
+            "threshold must be fractions of the pre-treatment rate separated by commas, e.g. "
+            f"0.25 or 0.2,0.25; got {text!r}"
+        )
+    return values
+
+
+def _threshold(text: str) -> float:
+    values = _thresholds(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"threshold must be one number, e.g. 0.25; got {text!r}")
+    return values[0]
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}; got {text!r}")
+        return value
+
+    return parse
+
+
+def _number(text: str, *, positive: bool = False, below_one: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    ok = math.isfinite(value) and (value > 0 or not positive) and (value < 1 or not below_one)
+    if not ok:
+        kind = ("a number strictly between 0 and 1" if below_one
+                else "a positive number" if positive else "a finite number")
+        raise argparse.ArgumentTypeError(f"must be {kind}; got {text!r}")
+    return value
+
+
+def _months(text: str) -> float:
+    return _number(text, positive=True)
+
+
+def _probability(text: str) -> float:
+    return _number(text, positive=True, below_one=True)
+
+
+def _enrolment(text: str) -> float | str | None:
+    if text.lower() == "auto":
+        return "auto"
+    if text.lower() == "none":
+        return None
+    try:
+        return _number(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            "must be 'auto', 'none' (all-comers) or the run-in slope below which patients were "
+            f"enrolled, in outcome units/month (e.g. -0.5); got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"must name at least one column, e.g. age,sex[M]; "
+                                         f"got {text!r}")
+    return names
+
+
+def _read_priors(path: Path, parameterization: str = "ratio",
+                 drift: bool = True) -> dict[str, Prior]:
+    """Priors from a TOML file, one table per prior name, as ``SlopeShiftModel(priors=...)``.
+
+    A file such as::
+
+        theta = {dist = "Normal", mu = 0.0, sigma = 0.05}
+
+        [rho_cycle]
+        dist = "Normal"
+        mu = 0.0
+        sigma = 0.25
+
+    replaces those two defaults (:func:`slopeshift.default_priors`) and keeps the others. In
+    TOML a key after a ``[table]`` header belongs to that table, so one-line priors come first.
+    The distributions and their parameters are those of :class:`slopeshift.Prior`, in the
+    units of the prior: rho_cycle a fraction of the pre-treatment rate, theta a fraction per
+    month of interval, slopes and their SDs in outcome units/month.
+
+    Parameters
+    ----------
+    path : Path
+        The TOML file (``--priors``).
+    parameterization : {"ratio", "additive"}, default "ratio"
+        The parameterisation the priors are for (which names are valid).
+    drift : bool, default True
+        Whether the model has natural drift (then ``sd_drift``, ``acceleration``,
+        ``natural_cycle`` and ``natural_shift`` are valid names too).
+
+    Returns
+    -------
+    dict of str to Prior
+
+    Raises
+    ------
+    ValueError
+        Naming ``--priors`` and the file: a missing or unreadable file, and, all together,
+        every unknown prior name (with the valid ones) and every malformed prior.
+    """
+    where = f"--priors {path}"
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file.") from None
+    except OSError as err:
+        raise ValueError(f"{where}: cannot read the file ({err.strerror}).") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{where}: not a valid TOML file: {err}.") from None
+    valid = required_keys(parameterization, natural=drift)
+    problems = []
+    unknown = sorted(k for k in table if k not in valid)
+    if unknown:
+        model = f"the {parameterization} parameterisation" + ("" if drift else " with --no-drift")
+        problems.append(f"unknown prior name(s) {unknown} for {model}; valid names: {valid}")
+    priors = {}
+    for name, value in table.items():
+        if name in unknown:
+            continue
+        try:
+            priors[name] = Prior.from_value(value)
+        except (TypeError, ValueError) as err:
+            problems.append(f"prior {name!r}: {str(err).rstrip('.')}")
+    if problems:
+        raise ValueError(
+            f"{where}: " + "; ".join(problems)
+            + '. Each prior is a table, e.g. rho_cycle = {dist = "Normal", mu = 0.0, sigma = 0.25}.'
+        )
+    return priors
+
+
+# ---------------------------------------------------------------------- options
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (see docs/options.md)")
+    g.add_argument("--parameterization", default="ratio", choices=["ratio", "additive"],
+                   help="treatment effect as a fraction of the pre-treatment slope (ratio) or "
+                        "a change of slope in outcome units/month (additive; for pre-slopes "
+                        "near zero) (default: %(default)s)")
+    g.add_argument("--interval", default="cycle_length", metavar="KIND",
+                   help="injection-interval covariate, months: cycle_length (to the next "
+                        "injection), since_previous, or a numeric column of the injections "
+                        "table (its own units) (default: %(default)s)")
+    g.add_argument("--interval-ref", type=_months, default=3.0, metavar="MONTHS",
+                   help="reference interval, months: each cycle's slowing is reported at it "
+                        "(default: %(default)g months)")
+    g.add_argument("--planned-interval", type=_months, default=None, metavar="MONTHS",
+                   help="the protocol's planned interval between injections, months, used for "
+                        "open last cycles (default: none; they then do not inform theta)")
+    g.add_argument("--covariates", type=_names, default=None, metavar="COLS",
+                   help="patient covariates acting on the slowing, columns of --patients "
+                        "separated by commas, e.g. age,sex[M] (standardised; default: none)")
+    g.add_argument("--jump", action="store_true",
+                   help="add an acute jump of the score (points) at each injection "
+                        "(default: off)")
+    g.add_argument("--likelihood", default="normal", choices=["normal", "student_t"],
+                   help="visit-to-visit noise; student_t is robust to outlying scores "
+                        "(default: %(default)s)")
+    g.add_argument("--censored", action="store_true",
+                   help="treat scores at the scale's floor/ceiling (0 and 48 for ALSFRS-R) as "
+                        "censored (default: off)")
+    g.add_argument("--drift", action=argparse.BooleanOptionalAction, default=True,
+                   help="natural drift and acceleration of each patient's rate apart from "
+                        "treatment, with priors from published natural history; --no-drift "
+                        "assumes the run-in rate would have continued (default: --drift)")
+    g.add_argument("--enrolment", type=_enrolment, default="auto", metavar="RULE",
+                   help="how patients were enrolled on their run-in: auto (below the slowest "
+                        "enrolled patient's run-in slope), none (all-comers), or the run-in "
+                        "slope in outcome units/month below which they were enrolled, e.g. "
+                        "-0.5 (default: auto)")
+    g.add_argument("--floors", default="exclude", choices=["exclude", "adjust", "include"],
+                   help="floor effects of ALSFRS-R given as items: adjust scales the natural "
+                        "rate by the items left above 0, exclude also keeps cycles with a "
+                        "domain at its floor out of slowing and responder counts, include does "
+                        "neither (default: %(default)s)")
+    g.add_argument("--flat-runin", default="exclude", choices=["exclude", "include"],
+                   help="patients whose run-in does not establish decline (the run-in slope's "
+                        "one-sided 95%% upper bound is not below 0): exclude keeps them out of "
+                        "responder counts and lists them with their slope change in outcome "
+                        "units/month, include counts them (default: %(default)s)")
+    g.add_argument("--priors", type=Path, default=None, metavar="FILE.toml",
+                   help="priors replacing the defaults key by key: one TOML table per prior "
+                        "name, e.g. rho_cycle = {dist = \"Normal\", mu = 0.0, sigma = 0.25} "
+                        "(units of each prior: docs/options.md; default: none)")
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain")
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
-    p.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc", "numpyro"])
-    p.add_argument("--threshold", type=_thresholds, default=[0.25],
-                   help="slowing threshold(s) for responders, e.g. 0.25 or 0.2,0.25")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--no-report", action="store_true",
-                   help="with --out: skip the HTML report and publication tables")
+    g = p.add_argument_group("sampling and output")
+    g.add_argument("--draws", type=_int_at_least(1), default=1000,
+                   help="posterior draws per chain (default: %(default)s)")
+    g.add_argument("--tune", type=_int_at_least(0), default=1000,
+                   help="tuning steps per chain (default: %(default)s)")
+    g.add_argument("--chains", type=_int_at_least(1), default=4,
+                   help="number of chains (default: %(default)s)")
+    g.add_argument("--cores", type=_int_at_least(1), default=None,
+                   help="chains run in parallel on this many cores (default: one per chain)")
+    g.add_argument("--target-accept", type=_probability, default=0.9, metavar="P",
+                   help="NUTS target acceptance rate, between 0 and 1; raise it (e.g. 0.95) if "
+                        "divergences remain (default: %(default)s)")
+    g.add_argument("--mass-matrix", default="diag", choices=["diag", "low_rank"],
+                   help="nutpie's mass-matrix adaptation; low_rank helps when population "
+                        "parameters mix slowly, at several times the sampling time (nutpie "
+                        "only; default: %(default)s)")
+    g.add_argument("--seed", type=int, default=2021, help="random seed (default: %(default)s)")
+    g.add_argument("--sampler", default="nutpie", choices=list(SAMPLERS),
+                   help="NUTS implementation; numpyro needs the jax extra "
+                        "(default: %(default)s)")
+    g.add_argument("--threshold", type=_thresholds, default=[0.25], metavar="C[,C...]",
+                   help="responder threshold(s) as fractions of the pre-treatment rate, e.g. "
+                        "0.25 (25%% slower decline) or 0.2,0.25; the headline and the report "
+                        "use the first (default: 0.25)")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no stage lines on stderr (default: off)")
+    g.add_argument("--no-report", action="store_true",
+                   help="skip the HTML report and the formatted tables in OUT/report/ "
+                        "(default: off)")
 
 
-def _fit_and_report(data: TrialData, args, out: Path | None) -> FitResult:
-    model = SlopeShiftModel(data, parameterization=getattr(args, "parameterization", "ratio"))
+def _out_help(default: str) -> str:
+    return (f"folder for the fit (fit.nc), the numeric tables (<table>{NUMERIC_SUFFIX}, "
+            "fractions) and the HTML report with the formatted tables (report/, percent); "
+            f"created if needed ({default})")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="slopeshift",
+        description="Bayesian analysis of slowing of decline across treatment cycles.",
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo", help="fit the bundled simulated example trial",
+        description="Fit the bundled SIMULATED example trial, print the headline table and "
+                    "write the fit, the numeric tables and the report.")
+    demo.add_argument("--out", type=Path, default=Path("slopeshift-demo"),
+                      help=_out_help("default: ./slopeshift-demo"))
+    _add_model_options(demo)
+    _add_fit_options(demo)
+    fit = sub.add_parser(
+        "fit", help="fit a trial from CSV files",
+        description="Fit a trial from CSV files, print the headline table and write the fit, "
+                    "the numeric tables and the report.")
+    fit.add_argument("visits", type=Path, help="CSV: patient, time, outcome (one row per visit)")
+    fit.add_argument("injections", type=Path,
+                     help="CSV: patient, time[, cycle] (one row per injection)")
+    data = fit.add_argument_group("data")
+    data.add_argument("--patients", type=Path, default=None,
+                      help="CSV: patient, covariates and optionally arm (treated, control, "
+                           "external) (default: none)")
+    data.add_argument("--outcome", default="alsfrs_r",
+                      help="alsfrs_r (points), fvc (%% predicted) or a numeric column "
+                           "(default: %(default)s)")
+    data.add_argument("--patient-col", default="patient",
+                      help="patient id column (default: %(default)s)")
+    data.add_argument("--time-col", default="time",
+                      help="time column: dates, or months (default: %(default)s)")
+    data.add_argument("--on-missing", default="raise", choices=["raise", "drop"],
+                      help="a visit without a score is an error (raise) or dropped and listed "
+                           "(drop) (default: %(default)s)")
+    fit.add_argument("--out", type=Path, required=True, help=_out_help("required"))
+    _add_model_options(fit)
+    _add_fit_options(fit)
+    rep = sub.add_parser("report", help="HTML report and publication tables of a saved fit")
+    rep.add_argument("fit", type=Path, help="a fit saved by slopeshift (fit.nc)")
+    rep.add_argument("--out", type=Path, required=True,
+                     help="folder for report.html, the formatted tables "
+                          "(<table>_formatted.csv, <table>.md, <table>.tex; percent) and "
+                          "methods.txt, results.txt; created if needed (required)")
+    rep.add_argument("--threshold", type=_threshold, default=0.25,
+                     help="responder threshold as a fraction of the pre-treatment rate, e.g. "
+                          "0.25 (25%% slower decline) (default: %(default)s)")
+    rep.add_argument("--seed", type=int, default=0,
+                     help="seed of the posterior predictive check (default: %(default)s)")
+    rep.add_argument("--quiet", action="store_true",
+                     help="no stage lines on stderr (default: off)")
+    return ap
+
+
+# ---------------------------------------------------------------------- running
+def _stage(args: argparse.Namespace, text: str) -> None:
+    """A short progress line on stderr (``--quiet``: none)."""
+    if not args.quiet:
+        print(f"slopeshift: {text}", file=sys.stderr, flush=True)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Print a warning as one line, ``slopeshift: <Category>: <message>``, without source."""
+    text = " ".join(str(message).split())
+    print(f"slopeshift: {category.__name__}: {text}", file=file or sys.stderr, flush=True)
+
+
+def _model(data: TrialData, args: argparse.Namespace,
+           priors: dict[str, Prior] | None) -> SlopeShiftModel:
+    return SlopeShiftModel(
+        data, parameterization=args.parameterization, interval=args.interval,
+        interval_ref=args.interval_ref, planned_interval=args.planned_interval,
+        covariates=args.covariates, jump=args.jump, likelihood=args.likelihood,
+        censored=args.censored, drift=args.drift, enrolment=args.enrolment, floors=args.floors,
+        flat_runin=args.flat_runin, priors=priors,
+    )
+
+
+def _fit_and_report(data: TrialData, args: argparse.Namespace, out: Path,
+                    priors: dict[str, Prior] | None) -> FitResult:
+    model = _model(data, args, priors)
     t0 = time.perf_counter()
     fit = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
-                    sampler=args.sampler, progressbar=not args.quiet)
+                    sampler=args.sampler, cores=args.cores, target_accept=args.target_accept,
+                    mass_matrix=args.mass_matrix, progressbar=not args.quiet)
     print(headline(fit, args.threshold[0]))
-    if out is not None:
-        path = fit.save(out / "fit.nc")
-        write_tables(fit, out, args.threshold)
-        print(f"\nWrote the fit ({path}) and tables ({', '.join(TABLES)}) to {out}/")
-        if not args.no_report:
-            _use_agg()
-            html = fit.report(out / "report", args.threshold[0])
-            print(f"Report: {html}")
+    path = fit.save(out / "fit.nc")
+    write_tables(fit, out, args.threshold)
+    print(f"\nWrote the fit ({path}) and the numeric tables ({', '.join(TABLES)}; fractions) "
+          f"to {out}/<table>{NUMERIC_SUFFIX}")
+    if not args.no_report:
+        _use_agg()
+        _stage(args, "building report ...")
+        html = fit.report(out / "report", args.threshold[0])
+        print(f"Report: {html} (formatted tables: {out / 'report'}/<table>_formatted.csv)")
     print(f"Done in {time.perf_counter() - t0:.0f} s.")
     return fit
 
@@ -169,60 +529,59 @@ def _use_agg() -> None:
     matplotlib.use("Agg")
 
 
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "report":
+        _use_agg()
+        from slopeshift.report import write_report
+
+        fit = FitResult.load(args.fit)
+        _stage(args, "building report ...")
+        path = write_report(fit, args.out, args.threshold, random_seed=args.seed)
+        print(f"Wrote {path} and the formatted tables (<table>_formatted.csv, <table>.md, "
+              f"<table>.tex) to {args.out}/")
+        return
+    # a bad priors file fails before the data are read
+    priors = (None if args.priors is None
+              else _read_priors(args.priors, args.parameterization, args.drift))
+    if args.command == "demo":
+        print("Bundled example: a SIMULATED trial shaped like NCT04821479 (no real patient).")
+        data = example_trial()
+    else:
+        data = TrialData.from_csv(
+            args.visits, args.injections, args.patients, outcome=args.outcome,
+            patient_col=args.patient_col, time_col=args.time_col, on_missing=args.on_missing,
+        )
+    _fit_and_report(data, args, args.out, priors)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``slopeshift`` command."""
-    ap = argparse.ArgumentParser(
-        prog="slopeshift",
-        description="Bayesian analysis of slowing of decline across treatment cycles.",
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="fit the bundled simulated example trial")
-    _add_fit_options(demo)
-    demo.add_argument("--out", type=Path, default=Path("slopeshift-demo"),
-                      help="folder for the fit, the tables and the HTML report "
-                           "(default: ./slopeshift-demo)")
-    fit = sub.add_parser("fit", help="fit a trial from CSV files")
-    fit.add_argument("visits", type=Path, help="CSV: patient, time, outcome (one row per visit)")
-    fit.add_argument("injections", type=Path, help="CSV: patient, time[, cycle]")
-    fit.add_argument("--patients", type=Path, default=None, help="CSV of patient covariates")
-    fit.add_argument("--out", type=Path, required=True, help="folder for the fit and tables")
-    fit.add_argument("--outcome", default="alsfrs_r", help="alsfrs_r (default), fvc, or a column")
-    fit.add_argument("--patient-col", default="patient")
-    fit.add_argument("--time-col", default="time")
-    fit.add_argument("--on-missing", default="raise", choices=["raise", "drop"])
-    fit.add_argument("--parameterization", default="ratio", choices=["ratio", "additive"])
-    _add_fit_options(fit)
-    rep = sub.add_parser("report", help="HTML report and publication tables of a saved fit")
-    rep.add_argument("fit", type=Path, help="a fit saved by slopeshift (fit.nc)")
-    rep.add_argument("--out", type=Path, required=True, help="folder for the report")
-    rep.add_argument("--threshold", type=float, default=0.25,
-                     help="slowing threshold for responders (default 0.25)")
-    rep.add_argument("--seed", type=int, default=0,
-                     help="seed of the posterior predictive check (default 0)")
+    """Entry point of the ``slopeshift`` command.
+
+    Warnings print as one line each on stderr (``slopeshift: <Category>: <message>``); input
+    and option errors print one message naming the file or option at fault.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on bad input or options.
+    """
+    ap = _build_parser()
     args = ap.parse_args(argv)
-
-    warnings.simplefilter("default")
-    try:
-        if args.command == "demo":
-            print("Bundled example: a SIMULATED trial shaped like NCT04821479 (no real patient).")
-            _fit_and_report(example_trial(), args, args.out)
-        elif args.command == "report":
-            _use_agg()
-            from slopeshift.report import write_report
-
-            path = write_report(FitResult.load(args.fit), args.out, args.threshold,
-                                random_seed=args.seed)
-            print(f"Wrote {path} and the tables to {args.out}/")
-        else:
-            data = TrialData.from_csv(
-                args.visits, args.injections, args.patients, outcome=args.outcome,
-                patient_col=args.patient_col, time_col=args.time_col,
-                on_missing=args.on_missing,
-            )
-            _fit_and_report(data, args, args.out)
-    except (DataValidationError, FileNotFoundError, ValueError) as err:
-        print(f"slopeshift: {err}", file=sys.stderr)
-        return 2
+    if getattr(args, "mass_matrix", "diag") != "diag" and args.sampler != "nutpie":
+        ap.error(f"--mass-matrix {args.mass_matrix} needs --sampler nutpie")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            _run(args)
+        except (DataValidationError, FileNotFoundError, ValueError) as err:
+            print(f"slopeshift: {err}", file=sys.stderr)
+            return 2
     return 0
 
 
