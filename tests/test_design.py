@@ -285,6 +285,32 @@ def test_runin_slope_hand_values(ds):
     )
 
 
+def test_decline_established_from_the_pooled_runin_residual_sd(ds):
+    # residual sums of squares of the run-in lines (hand values above): A 0, B 9/14, C 1/6,
+    # D 1/6, each on 3 - 2 = 1 degree of freedom
+    s_pool = np.sqrt((0 + 9 / 14 + 1 / 6 + 1 / 6) / 4)
+    sxx = np.array([8.0, 14 / 3, 18.0, 2.0])
+    np.testing.assert_allclose(ds["runin_sxx"], sxx, atol=1e-12)
+    np.testing.assert_allclose(ds["runin_se"], s_pool / np.sqrt(sxx), rtol=1e-12)
+    upper = np.array([-1, -13 / 14, -0.5, -0.5]) + 1.645 * s_pool / np.sqrt(sxx)
+    # D declines 0.5 points/month over a 2-month run-in: not established (upper bound > 0)
+    assert upper[3] > 0 > upper[:3].max()
+    assert ds["decline_established"].values.tolist() == [True, True, True, False]
+
+
+def test_flat_runin_cells_leave_the_counts_unless_included(ds):
+    from slopeshift.design import evaluable_cells
+
+    d = ds.copy()
+    d.attrs["flat_runin"] = "exclude"
+    assert not evaluable_cells(d).sel(patient="D").any()
+    assert bool(evaluable_cells(d, flat_runin=True).sel(patient="D", cycle=1))
+    d.attrs["flat_runin"] = "include"
+    assert bool(evaluable_cells(d).sel(patient="D", cycle=1))
+    # A, whose run-in established decline, counts either way
+    assert evaluable_cells(d).sel(patient="A").all()
+
+
 def test_runin_slope_nan_with_one_runin_visit():
     visits = pd.DataFrame({"patient": ["E"] * 3, "time": [0, 1, 2], "alsfrs_r": [40, 39, 37]})
     injections = pd.DataFrame({"patient": ["E"], "time": [0]})
@@ -293,6 +319,8 @@ def test_runin_slope_nan_with_one_runin_visit():
     ds = build_design(data)
     assert np.isnan(ds["runin_slope"].values[0])
     assert ds["runin_intercept"].values[0] == 40.0
+    # no run-in slope: nothing establishes decline
+    assert not ds["decline_established"].values[0]
 
 
 # --------------------------------------------------------------------------- covariates

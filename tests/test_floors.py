@@ -171,3 +171,28 @@ def test_floor_factors_are_one_without_item_floors():
         data = TrialData.from_frames(pd.DataFrame(rows),
                                      pd.DataFrame({"patient": ["E"], "time": [0]}))
     assert floor_factors(data)["floor_factor"].tolist() == [1.0]
+
+
+def test_lasting_floor_cells_get_a_vague_deviation_of_their_own():
+    from slopeshift.model import SlopeShiftModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SlopeShiftModel(item_trial())
+        adjust = SlopeShiftModel(item_trial(), floors="adjust")
+    k = model._constants()
+    d = model.design
+    floor = d["floor"].values & d["has_cycle"].values & d["effect"].values[:, None]
+    assert floor.any()
+    np.testing.assert_array_equal(k["floor_cell"], floor.astype(float))
+    # those cells carry no effect, and the vague SD is 3 x the median run-in rate
+    assert not (k["effect"] * k["floor_cell"]).any()
+    median = abs(float(np.nanmedian(d["runin_slope"].values)))
+    assert k["floor_sd"] == pytest.approx(3.0 * max(median, 0.1))
+    assert not adjust._constants()["floor_cell"].any()
+    # the cell's effect SD: sqrt(load^2 sd_pc^2 + sd_drift^2 + floor_sd^2 [floor cell])
+    load = np.ones(floor.shape)
+    loadings, _ = model._loadings(load, 0.3, 0.2, 0.5, np.sqrt)
+    for j in range(floor.shape[1]):
+        want = np.sqrt(0.2**2 + 0.5**2 + (k["floor_sd"] * floor[:, j]) ** 2)
+        np.testing.assert_allclose(loadings[(j, j)], want)

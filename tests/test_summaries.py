@@ -99,6 +99,35 @@ def test_patient_table_statuses_and_probabilities():
     assert tab.attrs["note"] == CAVEAT
 
 
+def test_flat_runin_patient_is_listed_apart_with_its_slope_change():
+    # B's run-in did not establish decline: out of every count, but its slope change is kept
+    rho = _rho_fixed((np.array([0.5, 0.5, 0.0, 0.0]), np.array([0.5, 0.5, 0.0, 0.0])),
+                     np.array([0.5, 0.5, 0.5, 0.5]), 0.9)
+    natural = np.broadcast_to(np.array([[-2.0, -2.0], [-0.2, -0.2], [-1.0, -1.0],
+                                        [-1.0, -1.0]]), rho.shape)
+    idata = _idata(rho, natural_slope=(("chain", "draw", "patient", "cycle"), natural.copy()))
+    design = idata["design"].to_dataset()
+    design["decline_established"] = ("patient", np.array([True, False, True, True]))
+    design["runin_slope"] = ("patient", np.array([-2.1, 0.1, -1.0, -0.9]))
+    for setting, flat_counted in (("exclude", False), ("include", True)):
+        design.attrs["flat_runin"] = setting
+        tree = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset(),
+                                      "design": design})
+        tab = patient_table(tree, threshold=0.25).set_index("patient")
+        assert (tab.loc["B", "status"] == "treated") is flat_counted
+        assert (tab.loc["B", "status"] == "flat run-in") is not flat_counted
+        assert np.isnan(tab.loc["B", "p_gt_0.25"]) is not flat_counted
+        assert not tab.loc["B", "decline_established"]
+        assert tab.loc["B", "runin_ls_slope"] == pytest.approx(0.1)
+        # additive scale: rho |natural| = 0.5 * 0.2 = 0.1 points/month slower, in both settings
+        assert tab.loc["B", "change_mean"] == pytest.approx(0.1)
+        # A: (3 * 0.25 * 2 + 6 * 0.25 * 2) / 9 = 0.5 points/month on average
+        assert tab.loc["A", "change_mean"] == pytest.approx(0.5)
+        overall = responder_table(tree, threshold=0.25)
+        n_eval = overall.loc[overall["scope"] == "overall", "n_evaluable"].iloc[0]
+        assert n_eval == (2 if flat_counted else 1)
+
+
 def test_responder_distribution_counts_only_evaluable_patients():
     # draw 0: A and B respond; draw 1: only A; draws 2-3: none
     rho = _rho_fixed((np.array([0.5, 0.5, 0.0, 0.0]), np.array([0.5, 0.5, 0.0, 0.0])),

@@ -25,6 +25,10 @@ from slopeshift.floors import floor_cycles, floor_factors
 
 __all__ = ["INTERVALS", "build_design", "design_weights", "evaluable_cells", "given_interval_shift"]
 
+#: One-sided 95% normal quantile: a run-in establishes decline when its least-squares slope
+#: plus this many standard errors is still below 0.
+DECLINE_Z = 1.645
+
 #: Interval covariates: how g_ik, the months an injection must carry the patient, is defined.
 INTERVALS = ("cycle_length", "since_previous")
 
@@ -91,6 +95,12 @@ def build_design(
         - ``runin_slope`` (patient): least-squares slope of the run-in visits (points/month;
           NaN with fewer than 2 run-in visits), used as an initial value and for warnings.
         - ``runin_intercept`` (patient): its value at month 0.
+        - ``runin_se`` (patient): its standard error (points/month), from the residual SD
+          pooled over the run-ins with at least 3 visits (NaN without one).
+        - ``decline_established`` (patient): the run-in establishes decline: the run-in slope's
+          one-sided 95% upper bound, ``runin_slope + 1.645 runin_se``, is below 0. A slowing
+          is a fraction of a decline, so patients without one stay out of responder counts by
+          default (``flat_runin="exclude"``; see :func:`evaluable_cells`).
         - ``covariate_values`` (patient, covariate).
     """
     ids = data.patient_ids
@@ -155,6 +165,19 @@ def build_design(
             sxx[i] = float(((t[sel] - t[sel].mean()) ** 2).sum())
         elif sel.any():
             intercept[i] = y[sel][np.argmax(t[sel])]
+    # does the run-in establish decline? the least-squares slope's one-sided 95% upper bound,
+    # with the residual SD pooled over every run-in with at least 3 visits
+    rss, dof = 0.0, 0
+    for i in range(n_p):
+        sel = (p_idx == i) & (t <= 0)
+        if sel.sum() >= 3 and sxx[i] > 0:
+            rss += float(((y[sel] - intercept[i] - slope[i] * t[sel]) ** 2).sum())
+            dof += int(sel.sum()) - 2
+    s_pool = np.sqrt(rss / dof) if dof > 0 else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        runin_se = np.where(sxx > 0, s_pool / np.sqrt(sxx), np.nan)
+    upper = slope + DECLINE_Z * np.nan_to_num(runin_se)
+    established = np.isfinite(slope) & (upper < 0)
     # months from the middle of the run-in to the middle of each cycle (natural acceleration)
     natural_time = np.where(has, np.nan_to_num(tau) + L / 2.0 - first_visit[:, None] / 2.0, 0.0)
     arm = data.patients["arm"].to_numpy(dtype=str) if "arm" in data.patients else np.full(
@@ -202,6 +225,8 @@ def build_design(
             "runin_sxx": ("patient", sxx),
             "runin_slope": ("patient", slope),
             "runin_intercept": ("patient", intercept),
+            "runin_se": ("patient", runin_se),
+            "decline_established": ("patient", established),
             "covariate_values": (("patient", "covariate"), cov_vals),
         },
         coords={
@@ -243,18 +268,37 @@ def _interval_covariate(data, interval, tau, L, has, pos) -> np.ndarray:
     return g
 
 
-def evaluable_cells(design: xr.Dataset) -> xr.DataArray:
-    """Patient x cycle cells that count for slowing: observed, treated arm, not at a floor.
+def evaluable_cells(design: xr.Dataset, *, flat_runin: bool = False) -> xr.DataArray:
+    """Patient x cycle cells that count for slowing: observed, treated arm, not at a floor,
+    after a run-in that established decline.
 
     A cell counts when the patient had a visit during the cycle, carries a treatment effect
-    (injected, in the treated arm) and, unless the model kept floors (``floors="include"``), no
-    ALSFRS-R domain sat at its lasting floor during the cycle. Responder counts, the patients'
+    (injected, in the treated arm), unless the model kept floors (``floors="include"``) no
+    ALSFRS-R domain sat at its lasting floor during the cycle, and unless the model kept them
+    (``flat_runin="include"``) the patient's run-in established decline (``decline_established``:
+    a slowing is a fraction of a decline the data must show). Responder counts, the patients'
     overall slowing and the weights of the population slowing use these cells only.
+
+    Parameters
+    ----------
+    design : xarray.Dataset
+        From :func:`build_design` (with the model's ``floors`` and ``flat_runin`` in attrs).
+    flat_runin : bool, default False
+        Count the cells of patients whose run-in did not establish decline whatever the model's
+        setting (their slope change in points/month is still reported).
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean, (patient, cycle).
     """
     eff = design["effect"] if "effect" in design else design["treated"]
     out = design["observed"] & eff
     if "floor" in design and design.attrs.get("floors", "exclude") == "exclude":
         out = out & ~design["floor"]
+    if (not flat_runin and "decline_established" in design
+            and design.attrs.get("flat_runin", "exclude") == "exclude"):
+        out = out & design["decline_established"]
     return out
 
 

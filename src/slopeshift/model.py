@@ -130,10 +130,19 @@ class SlopeShiftModel:
         items still above 0 can carry (:func:`slopeshift.floors.floor_factors`), so that a total
         flattening because items reached 0 is not read as slowing. ``"exclude"`` also keeps
         cycles in which a whole domain sat at its lasting floor out of the slowing and of
-        responder counts. ``"include"`` does neither (the earlier model).
+        responder counts, and gives their slope a vague deviation of its own (SD three times
+        the median run-in rate), so that they do not inform the natural change either.
+        ``"include"`` does neither (the earlier model).
     planned_interval : float, optional
         The protocol's planned interval between injections (months), used as g_ik for open
         last cycles; without it they inform their cycle's mean but not theta.
+    flat_runin : {"exclude", "include"}, default "exclude"
+        Patients whose run-in does not establish decline (the run-in least-squares slope's
+        one-sided 95% upper bound is not below 0; the design's ``decline_established``): a
+        slowing is a fraction of a decline, and for them the ratio rests on the population's
+        decline, not on theirs. ``"exclude"`` keeps them out of responder counts and of the
+        population weights and lists them separately (status "flat run-in", with their slope
+        change in points/month); they still inform the model. ``"include"`` counts them.
     """
 
     def __init__(
@@ -153,6 +162,7 @@ class SlopeShiftModel:
         enrolment: float | str | None = "auto",
         floors: str = "exclude",
         planned_interval: float | None = None,
+        flat_runin: str = "exclude",
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -186,13 +196,17 @@ class SlopeShiftModel:
             "enrolment": _check_enrolment(enrolment),
             "floors": floors,
             "planned_interval": None if planned_interval is None else float(planned_interval),
+            "flat_runin": flat_runin,
         }
         if floors not in ("exclude", "adjust", "include"):
             raise ValueError(f"floors must be 'exclude', 'adjust' or 'include', not {floors!r}.")
+        if flat_runin not in ("exclude", "include"):
+            raise ValueError(f"flat_runin must be 'exclude' or 'include', not {flat_runin!r}.")
         self.design = build_design(data, interval=interval, covariates=covariates,
                                    planned_interval=planned_interval)
         self.design.attrs.update(
-            interval_ref=float(interval_ref), parameterization=parameterization, floors=floors
+            interval_ref=float(interval_ref), parameterization=parameterization, floors=floors,
+            flat_runin=flat_runin,
         )
         self.priors = resolve_priors(
             data.outcome, parameterization, priors, float(np.mean(self.design["y"].values)),
@@ -259,6 +273,12 @@ class SlopeShiftModel:
             # the share of the run-in decline still possible (item floors); 1 = none reached
             "floor_factor": (np.ones(has.shape) if self.config["floors"] == "include"
                              else np.where(has, d["floor_factor"].values, 1.0)),
+            # lasting-floor cells (floors="exclude"): their slope gets a vague deviation of its
+            # own (SD floor_sd), so that a total stuck at a domain floor says next to nothing
+            # about the natural change, the drift or the slowing of the other cells
+            "floor_cell": (has & d["floor"].values & effect[:, None]).astype(float)
+            if self.config["floors"] == "exclude" else np.zeros(has.shape),
+            "floor_sd": 3.0 * self._median_rate(),
             "controls": bool((has & ~effect[:, None]).any()),
             "accel_shift": self._accel_shift(cell),
         } | self._enrolment_constants()
@@ -273,6 +293,12 @@ class SlopeShiftModel:
         s_mean = np.where(cell.any(axis=0), (s * cell).sum(axis=0)
                           / np.maximum(cell.sum(axis=0), 1), 0.0)
         return s_mean * self._shift_unit()
+
+    def _median_rate(self) -> float:
+        """|median run-in least-squares slope| (units/month), at least 0.1."""
+        slope = self.design["runin_slope"].values
+        b_ref = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        return max(abs(b_ref), 0.1)
 
     def _shift_unit(self) -> float:
         """How the cycle mean moves per unit of natural rate change (units/month) at fixed
@@ -419,6 +445,9 @@ class SlopeShiftModel:
             z_cycle = pm.Normal("z_patient_cycle", 0.0, 1.0, dims=("patient", "cycle"))
             dev = sd_patient * z_patient[:, None] + sd_pc * z_cycle
             slope = fixed_slope + load * dev
+            if k["floor_cell"].any():
+                z_floor = pm.Normal("z_floor", 0.0, 1.0, dims=("patient", "cycle"))
+                slope = slope + k["floor_sd"] * k["floor_cell"] * z_floor
             pre_slope = beta_pre
             if cfg["drift"]:
                 z_drift = pm.Normal("z_drift", 0.0, 1.0, dims=("patient", "cycle"))
@@ -431,6 +460,8 @@ class SlopeShiftModel:
             nan = np.float64(np.nan)
             cell = has & (T > 0)
             pm.Deterministic("slope", pt.where(has, slope, nan), dims=("patient", "cycle"))
+            pm.Deterministic("natural_slope", pt.where(has, natural, nan),
+                             dims=("patient", "cycle"))
             pm.Deterministic("slope_runin", pre_slope, dims="patient")
             pm.Deterministic("rho", pt.where(cell, rho, nan), dims=("patient", "cycle"))
             mu = (alpha[p_idx] + pre_slope[p_idx] * k["x_pre"]
@@ -483,14 +514,20 @@ class SlopeShiftModel:
         Effects: one per cycle (the patient-cycle slowing e_ik and, with drift, the cycle's
         natural drift, which share the cycle's exposure and combine into one Normal with SD
         s_ik = sqrt(load_ik^2 sd_pc^2 + sd_drift^2)), the patient's slowing u_i, and with drift
-        the run-in's own drift. ``load`` has a trailing (patient, cycle) shape.
+        the run-in's own drift. A lasting-floor cell (``floors="exclude"``) has no slowing and
+        adds a vague deviation of SD ``floor_sd`` (three times the median run-in rate) to its
+        cycle's effect. ``load`` has a trailing (patient, cycle) shape.
         """
         n_k = self.design.sizes["cycle"]
         cols = [load[..., j] for j in range(n_k)]
+        k = self._constants()
+        # a lasting-floor cell carries no effect (load 0) and a vague deviation of its own
+        vague = [k["floor_sd"] * k["floor_cell"][:, j] for j in range(n_k)]
         if sd_drift is None:
-            loadings = {(j, j): cols[j] * sd_pc for j in range(n_k)}
+            loadings = {(j, j): cols[j] * sd_pc + vague[j] for j in range(n_k)}
         else:
-            loadings = {(j, j): sqrt(cols[j] ** 2 * sd_pc**2 + sd_drift**2) for j in range(n_k)}
+            loadings = {(j, j): sqrt(cols[j] ** 2 * sd_pc**2 + sd_drift**2 + vague[j] ** 2)
+                        for j in range(n_k)}
             loadings[(n_k, n_k + 1)] = sd_drift + 0.0 * cols[0]
         loadings |= {(j, n_k): cols[j] * sd_patient for j in range(n_k)}
         return loadings, n_k + 1 + (sd_drift is not None)

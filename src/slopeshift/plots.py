@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from slopeshift.predict import predictive_scores, trajectory_bands
-from slopeshift.tables import format_probability, responder_counts
+from slopeshift.tables import format_estimate, format_probability, responder_counts
 
 if TYPE_CHECKING:
     from slopeshift.fit import FitResult
@@ -262,8 +262,13 @@ def plot_patient_forest(
         ax.axhline(n_other, color=_GREY, lw=0.6, ls=":")
         for i, r in other.iterrows():
             yi = n_other - 1 - i
-            ax.text(0.02, yi, f"{r['status']}: no slowing estimated", transform=right,
-                    fontsize=7, va="center", color=_GREY)
+            label = f"{r['status']}: no slowing estimated"
+            if r["status"] == "flat run-in" and np.isfinite(r.get("change_mean", np.nan)):
+                change = format_estimate(r["change_mean"], r["change_ci_2.5"],
+                                         r["change_ci_97.5"], 2)
+                label = (f"flat run-in (decline not established): slope change {change} "
+                         f"{fit.data.spec.unit}/month")
+            ax.text(0.02, yi, label, transform=right, fontsize=7, va="center", color=_GREY)
             ticks.append(yi)
             labels.append(r["patient"])
     ax.set_yticks(ticks, labels, fontsize=7)

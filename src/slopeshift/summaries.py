@@ -30,6 +30,7 @@ __all__ = [
     "patient_table",
     "population_table",
     "responder_table",
+    "slope_change_draws",
     "slowing_table",
 ]
 
@@ -161,6 +162,25 @@ def patient_slowing_draws(idata: xr.DataTree) -> xr.DataArray:
     return out.where(total > 0)
 
 
+def slope_change_draws(idata: xr.DataTree) -> xr.DataArray | None:
+    """Draws of each patient's slope change beyond the natural rate (chain, draw, patient).
+
+    The slowing on the additive scale, points/month (positive = slower decline): per cell
+    rho_ik |n_ik|, with n_ik the natural rate expected without treatment (drift excluded),
+    weighted by the months of each cycle over the cells that carry an effect, whether or not
+    the run-in established decline. None for fits without ``natural_slope`` draws.
+    """
+    post = _posterior(idata)
+    if "natural_slope" not in post:
+        return None
+    d = _design(idata)
+    change = post["rho"] * np.abs(post["natural_slope"])
+    w = (d["cycle_length"] * evaluable_cells(d, flat_runin=True)).astype(float)
+    total = w.sum("cycle")
+    wn = (w / total.where(total > 0)).fillna(0.0)
+    return (change.fillna(0.0) * wn).sum("cycle").where(total > 0)
+
+
 def slowing_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
     """Slowing rho_ik per patient and cycle.
 
@@ -192,6 +212,7 @@ def slowing_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
     extra = {"floor": d["floor"]} if "floor" in d else {}
     if "natural_slope" in post:
         extra["natural_slope_mean"] = post["natural_slope"].mean(SAMPLE)
+    if "drift" in post:
         extra["drift_mean"] = post["drift"].mean(SAMPLE)
     info = xr.Dataset({
         "has_cycle": d["has_cycle"], "injection_month": d["injection_month"],
@@ -220,11 +241,16 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
         One row per patient: ``patient``, ``status`` ("treated", "untreated", "not
         evaluable": treated but no visit after an injection, "control" or "external"),
         ``n_cycles``, ``pre_slope_mean``, ``pre_slope_ci_2.5``, ``pre_slope_ci_97.5`` (the
-        patient's persistent natural rate, points/month), ``floored_cycles`` (cycles spent
+        patient's persistent natural rate, points/month), ``runin_ls_slope`` and
+        ``decline_established`` (the run-in's own least-squares slope, points/month, and
+        whether its one-sided 95% upper bound is below 0), ``floored_cycles`` (cycles spent
         with an ALSFRS-R domain at its lasting floor, left out of the slowing by default),
-        ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_i and ``p_gt_<c>``. Untreated and
-        not-evaluable patients have no slowing (NaN) and are never counted as responders or
-        non-responders.
+        ``change_mean``, ``change_ci_2.5``, ``change_ci_97.5`` (the slowing on the additive
+        scale: points/month slower than the natural rate, months-weighted over the cycles),
+        ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5`` of rho_i and ``p_gt_<c>``. Untreated,
+        not-evaluable and (by default) "flat run-in" patients, whose run-in did not establish
+        decline, have no ratio slowing (NaN) and are never counted as responders or
+        non-responders; flat run-in patients keep their slope change.
     """
     th = _thresholds(threshold)
     d = _design(idata)
@@ -235,9 +261,14 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
     evaluable = (d["cycle_length"] * d["observed"]).sum("cycle") > 0
     status = np.where(~d["treated"].values, "untreated",
                       np.where(evaluable.values, "treated", "not evaluable"))
+    established = (d["decline_established"].values if "decline_established" in d
+                   else np.ones(len(status), bool))
+    if d.attrs.get("flat_runin", "exclude") == "exclude":
+        status = np.where((status == "treated") & ~established, "flat run-in", status)
     if "arm" in d:
         status = np.where(d["arm"].values != "treated", d["arm"].values, status)
     floored = d["floor"].sum("cycle").values if "floor" in d else np.zeros(len(status), int)
+    nan = np.full(len(status), np.nan)
     info = pd.DataFrame({
         "patient": d["patient"].values,
         "status": status,
@@ -245,8 +276,17 @@ def patient_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25)
         "pre_slope_mean": beta.mean(SAMPLE).values,
         "pre_slope_ci_2.5": beta.quantile(CI[0], SAMPLE).values,
         "pre_slope_ci_97.5": beta.quantile(CI[1], SAMPLE).values,
+        "runin_ls_slope": d["runin_slope"].values if "runin_slope" in d else nan,
+        "decline_established": established,
         "floored_cycles": floored,
     })
+    change = slope_change_draws(idata)
+    if change is not None:
+        with warnings.catch_warnings():  # patients without a cycle: all-NaN draws, NaN row
+            warnings.simplefilter("ignore", RuntimeWarning)
+            info["change_mean"] = change.mean(SAMPLE).values
+            info["change_ci_2.5"] = change.quantile(CI[0], SAMPLE).values
+            info["change_ci_97.5"] = change.quantile(CI[1], SAMPLE).values
     out = info.merge(table, on="patient", how="left")
     out.attrs["note"] = CAVEAT
     return out

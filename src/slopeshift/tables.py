@@ -359,11 +359,14 @@ def patient_table(
     Returns
     -------
     pandas.DataFrame
-        One row per patient: ``Patient``, ``Status`` (treated, untreated, not evaluable),
-        ``Cycles``, ``Pre-treatment slope, <unit>/month (95% CrI)``, ``Overall slowing, %
-        (95% CrI)`` and ``P(slowing > <c>%)`` (the probability that the patient is a
-        responder); "n/a" where a patient has no slowing (untreated or not evaluable, outside
-        every responder count). Formatted strings; ``attrs["note"]`` holds the footnote.
+        One row per patient: ``Patient``, ``Status`` (treated, untreated, not evaluable, flat
+        run-in), ``Cycles``, ``Pre-treatment slope, <unit>/month (95% CrI)``, ``Overall
+        slowing, % (95% CrI)``, ``Slope change, <unit>/month (95% CrI)`` (the same slowing on
+        the additive scale: how much slower than the natural rate the patient declined) and
+        ``P(slowing > <c>%)`` (the probability that the patient is a responder); "n/a" where a
+        patient has no slowing (untreated, not evaluable, or a run-in that did not establish
+        decline: outside every responder count). Formatted strings; ``attrs["note"]`` holds
+        the footnote.
     """
     c = _check_threshold(threshold)
     _check_decimals(pct_decimals=pct_decimals, prob_decimals=prob_decimals,
@@ -371,6 +374,7 @@ def patient_table(
     tab = fit.patients(c)
     unit = fit.data.spec.unit
     slope_col = f"Pre-treatment slope, {unit}/month (95% CrI)"
+    change_col = f"Slope change, {unit}/month (95% CrI)"
     pc = f"P(slowing > {_pct_label(c)})"
     rows = []
     for _, r in tab.iterrows():
@@ -381,14 +385,20 @@ def patient_table(
             slope_col: format_estimate(r["pre_slope_mean"], r["pre_slope_ci_2.5"],
                                        r["pre_slope_ci_97.5"], slope_decimals),
             "Overall slowing, % (95% CrI)": _pct_estimate(r, pct_decimals),
+            change_col: format_estimate(r.get("change_mean", np.nan),
+                                        r.get("change_ci_2.5", np.nan),
+                                        r.get("change_ci_97.5", np.nan), slope_decimals),
             pc: format_probability(r[f"p_gt_{c:g}"], prob_decimals),
         })
     out = pd.DataFrame(rows)
     out.attrs["note"] = _note(
         "Overall slowing: the cycle slowings weighted by the months of each observed cycle, % "
         f"of the patient's pre-treatment rate. {pc}: the probability that the patient is a "
-        "responder. Untreated and not-evaluable patients (n/a) are outside every responder "
-        "count.", _CRI)
+        "responder. Slope change: how much slower than the natural rate the patient declined "
+        f"({unit}/month; positive = slower). Untreated and not-evaluable patients, and those "
+        "whose run-in did not establish decline (flat run-in: a slowing is a fraction of a "
+        "decline; their slope change is shown), are outside every responder count (n/a).",
+        _CRI)
     return out
 
 
