@@ -50,3 +50,34 @@ def test_recovery_fit_is_healthy(recovery):
     diag = fit.diagnostics().attrs
     assert diag["divergences"] == 0
     assert diag["max_r_hat"] <= 1.01
+
+
+@pytest.mark.slow
+def test_theta_is_not_driven_by_who_stayed_when_dropout_follows_response():
+    """Poor responders leave sooner, so their open last cycles are short. Reading an open
+    cycle's follow-up as its injection interval (the old definition) links short "intervals"
+    to poor response and pulls theta up; the model leaves open cycles out of theta."""
+    from slopeshift import TrialData
+    from slopeshift.design import build_design
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data, truth = simulate_trial(80, rho=0.4, theta=-0.1, gap_jitter=1.2,
+                                     dropout_per_month=0.06, dropout_response=1.5,
+                                     random_seed=1)
+        length = build_design(data)["cycle_length"].to_pandas()
+        inj = data.injections.assign(follow_up=[
+            float(length.loc[p, int(k)]) for p, k in zip(data.injections["patient"],
+                                                         data.injections["cycle"], strict=True)])
+        old_data = TrialData.from_frames(
+            data.visits[["patient", "month", "value"]].rename(
+                columns={"month": "time", "value": "alsfrs_r"}),
+            inj[["patient", "month", "cycle", "follow_up"]].rename(columns={"month": "time"}))
+        kw = dict(draws=500, tune=700, chains=4, random_seed=1, progressbar=False, check=False)
+        new = SlopeShiftModel(data).fit(**kw)
+        old = SlopeShiftModel(old_data, interval="follow_up").fit(**kw)
+    t_new = new.interval_effect().set_index("quantity").loc["theta"]
+    t_old = old.interval_effect().set_index("quantity").loc["theta"]
+    assert t_new["ci_2.5"] <= truth["theta"] <= t_new["ci_97.5"], t_new
+    assert not t_old["ci_2.5"] <= truth["theta"] <= t_old["ci_97.5"], t_old
+    assert t_new["mean"] < t_old["mean"] - 0.03

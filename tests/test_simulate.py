@@ -28,15 +28,34 @@ def test_truth_follows_the_model():
     data, truth = simulate_trial(40, rho=[0.5, 0.4, 0.3, 0.2], theta=-0.1, sd_patient=0.0,
                                  sd_patient_cycle=0.0, random_seed=2)
     s = truth["slowing"]
-    expected = np.array([0.5, 0.4, 0.3, 0.2])[s["cycle"] - 1] - 0.1 * (s["cycle_length"] - 3.0)
+    expected = np.array([0.5, 0.4, 0.3, 0.2])[s["cycle"] - 1] - 0.1 * (s["interval"] - 3.0)
     np.testing.assert_allclose(s["rho"], expected)
     pats = truth["patients"].loc[s["patient"]]
     np.testing.assert_allclose(s["slope"], pats["beta_pre"].to_numpy() * (1 - s["rho"]))
-    # cycle lengths as the model defines them: the last cycle runs to the last visit
+    # the months in a cycle: the last cycle runs to the last visit
     inj = data.injections.groupby("patient")["month"].max()
     last = data.visits.groupby("patient")["month"].max()
     final = s.groupby("patient").tail(1).set_index("patient")
     np.testing.assert_allclose(final["cycle_length"], (last - inj).loc[final.index])
+    # the interval: the gap to the next injection where one followed; never the follow-up of
+    # an open last cycle (the protocol's gap after the last planned injection, 3, 3 or 5
+    # months, or the jittered gap to an injection that dropout cancelled)
+    closed = s.groupby("patient").cumcount(ascending=False) > 0
+    np.testing.assert_allclose(s.loc[closed, "interval"], s.loc[closed, "cycle_length"])
+    assert (final["interval"] >= 2.0).all() and (final["interval"] <= 8.0).all()
+    full = final[final.index.map(data.injections.groupby("patient").size()) == 4]
+    np.testing.assert_allclose(full["interval"], 5.0)
+
+
+def test_dropout_can_depend_on_response():
+    kw = dict(sd_patient=0.3, dropout_per_month=0.08, n_cycles_probs=(0, 0, 0, 1), random_seed=5)
+    _, flat = simulate_trial(400, **kw)
+    _, informative = simulate_trial(400, dropout_response=1.0, **kw)
+    def corr(truth):
+        p = truth["patients"]
+        return np.corrcoef(p["u"], p["n_cycles"])[0, 1]
+    # poor responders (low u) leave sooner: fewer injections
+    assert corr(informative) > 0.2 > abs(corr(flat))
 
 
 def test_natural_change_in_the_model_form():

@@ -43,6 +43,7 @@ def simulate_trial(
     visit_every: float = 1.0,
     visit_jitter: float = 0.2,
     dropout_per_month: float = 0.005,
+    dropout_response: float = 0.0,
     n_untreated: int = 0,
     cycles_per_patient: Sequence[int] | None = None,
     outcome: str = "alsfrs_r",
@@ -55,8 +56,13 @@ def simulate_trial(
 
     Each patient has a run-in of about ``runin_months`` months with visits every
     ``visit_every`` months (jittered), then 1-4 injections; cycle k of patient i declines at
-    ``beta_i0 * (1 - rho_ik)`` with ``rho_ik = rho_k + theta * (L_ik - interval_ref) + u_i + e_ik``
-    (the ratio parameterisation of the model, with the cycle-length interval covariate).
+    ``beta_i0 * (1 - rho_ik)`` with ``rho_ik = rho_k + theta * (g_ik - interval_ref) + u_i + e_ik``
+    (the ratio parameterisation of the model). The interval g_ik is the months from injection k
+    to injection k+1 as planned for the patient: the actual gap where the next injection
+    happened, and for a patient's last cycle the gap that would have followed (the jittered gap
+    to an injection cancelled by dropout, or the protocol's mean gap after the last planned
+    injection). It is never the months to the last visit: how long a patient stayed is not an
+    injection interval (the model leaves open cycles out of theta for that reason).
 
     Parameters
     ----------
@@ -98,6 +104,10 @@ def simulate_trial(
         Months between visits and the SD of their jitter.
     dropout_per_month : float
         Monthly hazard of leaving the study after the first injection.
+    dropout_response : float
+        Informative dropout: the log hazard ratio of leaving per SD of the patient's own
+        responsiveness, poor responders leaving sooner (hazard ``dropout_per_month *
+        exp(-dropout_response * u_i / sd_patient)``). 0 (default): dropout ignores response.
     n_untreated : int
         Patients who withdraw during the run-in (never injected).
     cycles_per_patient : sequence of int, optional
@@ -119,7 +129,8 @@ def simulate_trial(
     data : TrialData
     truth : dict
         ``rho_k`` (per cycle), ``rho_bar`` (patient-month weighted), ``theta``, and DataFrames
-        ``slowing`` (patient x cycle rho_ik with cycle length) and ``patients`` (alpha, beta_pre,
+        ``slowing`` (patient x cycle rho_ik with the cycle's months ``cycle_length`` and its
+        planned ``interval`` g_ik) and ``patients`` (alpha, beta_pre,
         u, overall slowing), plus the scalars used.
     """
     rng = np.random.default_rng(random_seed)
@@ -153,21 +164,29 @@ def simulate_trial(
         for k in range(1, k_i):
             tau.append(tau[-1] + max(gaps[k - 1] + rng.normal(0.0, gap_jitter), 2.0))
         tau = np.asarray(tau[:k_i]) if k_i else np.zeros(0)
+        # each cycle's planned interval: the gap to the next injection; after the last planned
+        # injection, the protocol's mean gap for that cycle (g_ref for a one-injection design)
+        after = gaps[min(k_i - 1, len(gaps) - 1)] if len(gaps) else interval_ref
+        planned = np.append(np.diff(tau), after) if k_i else tau
         end = tau[-1] + followup_months if k_i else -rng.uniform(0.5, runin - 1.0)
         if k_i and dropout_per_month > 0:
-            leave = rng.exponential(1.0 / dropout_per_month)
+            hazard = dropout_per_month
+            if dropout_response:
+                hazard *= np.exp(-dropout_response * u / max(sd_patient, 1e-12))
+            leave = rng.exponential(1.0 / hazard)
             if leave < end:
                 end = max(leave, 0.5)
                 tau = tau[tau < end]
                 k_i = len(tau)
+                planned = planned[:k_i]
         n_v = int(np.floor((end + runin) / visit_every)) + 1
         t = -runin + visit_every * np.arange(n_v) + rng.normal(0.0, visit_jitter, n_v)
         t = np.sort(np.clip(t, -runin, end))
         t = np.unique(np.round(np.concatenate([t, tau]), 4))
-        # cycle length as the model defines it: to the next injection, the last to the last visit
+        # months in each cycle: to the next injection, the last to the last visit
         lengths = np.append(np.diff(tau), t[-1] - tau[-1]) if k_i else np.zeros(0)
         e = rng.normal(0.0, sd_patient_cycle, size=k_i)
-        rho_i = rho_k[:k_i] + theta * (lengths - interval_ref) + u + e
+        rho_i = rho_k[:k_i] + theta * (planned - interval_ref) + u + e
         natural = np.full(k_i, beta0)
         pre = beta0
         if sd_drift > 0 or acceleration != 0:
@@ -192,7 +211,8 @@ def simulate_trial(
         injections += [{"patient": pid, "time": tt, "cycle": k + 1} for k, tt in enumerate(tau)]
         for k in range(k_i):
             slow_rows.append({"patient": pid, "cycle": k + 1, "rho": rho_i[k],
-                              "cycle_length": lengths[k], "slope": betas[k]})
+                              "cycle_length": lengths[k], "interval": planned[k],
+                              "slope": betas[k]})
         overall = float(np.sum(lengths * rho_i) / lengths.sum()) if k_i and lengths.sum() > 0 \
             else np.nan
         pat_rows.append({"patient": pid, "alpha": alpha, "beta_pre": beta0, "u": u,
@@ -208,7 +228,8 @@ def simulate_trial(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         data = TrialData.from_frames(vis, inj, outcome=outcome)
-    slowing = pd.DataFrame(slow_rows, columns=["patient", "cycle", "rho", "cycle_length", "slope"])
+    slowing = pd.DataFrame(slow_rows, columns=["patient", "cycle", "rho", "cycle_length",
+                                               "interval", "slope"])
     observed = set(data.unobserved_cycles())
     slowing["observed"] = [
         (p, int(k)) not in observed for p, k in zip(slowing["patient"], slowing["cycle"],
