@@ -40,6 +40,8 @@ def _point(model, rng):
     if model.config["drift"]:
         p |= {"sd_drift": 0.45, "acceleration": np.array(-0.03),
               "natural_cycle": rng.normal(0.0, 0.15, n_k)}
+    if model.config["jump"]:
+        p |= {"jump": rng.normal(1.0, 0.5, n_k), "sd_jump": 0.8}
     return p
 
 
@@ -47,13 +49,17 @@ def _latent_map(model, p, i):
     """Scores of patient i = mu + X_i M xi, xi ~ N(0, I): M maps every effect to its exposure.
 
     Effects xi: z_i1..z_iK (patient-cycle slowing), z_i (patient slowing), then with drift
-    w_i1..w_iK (cycle drift) and w_i0 (run-in drift). Exposure columns: cycles 1..K, run-in.
+    w_i1..w_iK (cycle drift) and w_i0 (run-in drift), then with jumps j_i1..j_iK (the
+    patient's jump deviations). Exposure columns: cycles 1..K, run-in, then with jumps the
+    steps 1[t >= tau_ik].
     """
     k = model._constants()
     ratio = model.config["parameterization"] == "ratio"
     n_k = k["has"].shape[1]
     sel = k["p_idx"] == i
-    X = np.column_stack([k["x_cycle"][sel], k["x_pre"][sel]])
+    jump = model.config["jump"]
+    X = np.column_stack([k["x_cycle"][sel], k["x_pre"][sel]]
+                        + ([k["x_jump"][sel]] if jump else []))
     at_mean = p[f"{_key(model)}_at_mean_interval"]
     if model.config["drift"]:  # the sampler's coordinate is sheared along the natural change
         at_mean = model._at_mean(at_mean, np.asarray(p["acceleration"]), p["natural_cycle"])
@@ -65,9 +71,15 @@ def _latent_map(model, p, i):
     T = k["effect"][i]
     fixed = natural * (1 - T * m) if ratio else natural + T * m
     mu = p["alpha"][i] + b0 * k["x_pre"][sel] + k["x_cycle"][sel] @ fixed
+    if jump:
+        mu = mu + k["x_jump"][sel] @ (p["jump"] * T)
     load = -natural * T if ratio else T * np.ones(n_k)
     drift = model.config["drift"]
-    M = np.zeros((n_k + 1, 2 * n_k + 2 if drift else n_k + 1))
+    q = 2 * n_k + 2 if drift else n_k + 1
+    M = np.zeros((X.shape[1], q + (n_k if jump else 0)))
+    if jump:
+        for j in range(n_k):
+            M[n_k + 1 + j, q + j] = p["sd_jump"] * T[j]
     for j in range(n_k):
         M[j, j] = load[j] * p["sd_patient_cycle"]
         M[j, n_k] = load[j] * p["sd_patient"]
@@ -82,7 +94,8 @@ def _posterior(model, p, n_draws=1):
     dims = {"alpha": ("patient",), "beta_pre": ("patient",)}
     out = {}
     for n, v in p.items():
-        d = dims.get(n, ("cycle",) if n.endswith("interval") or n == "natural_cycle" else ())
+        d = dims.get(n, ("cycle",) if n.endswith("interval") or n in ("natural_cycle", "jump")
+                     else ())
         out[n] = (("chain", "draw", *d), np.broadcast_to(np.asarray(v), (1, n_draws,
                                                                           *np.shape(v))))
     return xr.Dataset(out, coords={"chain": [0], "draw": np.arange(n_draws)})
@@ -90,7 +103,9 @@ def _posterior(model, p, n_draws=1):
 
 @pytest.mark.parametrize("options", [{"parameterization": "ratio"},
                                      {"parameterization": "additive"},
-                                     {"drift": False}])
+                                     {"drift": False},
+                                     {"jump": True},
+                                     {"jump": True, "drift": False}])
 def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     model = SlopeShiftModel(trial, **options)
     pm_model = model.pymc_model
@@ -100,6 +115,9 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     point["sigma_log__"] = np.log(p["sigma"])
     if model.config["drift"]:
         point["sd_drift_log__"] = np.log(p["sd_drift"])
+    if model.config["jump"]:
+        point["sd_jump_log__"] = np.log(p["sd_jump"])
+    assert model.marginal  # jumps are integrated out too
     total2 = p["sd_patient"] ** 2 + p["sd_patient_cycle"] ** 2  # SDs as total and share
     point["log_sd_effects"] = np.asarray(0.5 * np.log(total2))
     share = p["sd_patient"] ** 2 / total2
@@ -159,3 +177,27 @@ def test_conditional_draws_match_gaussian_conditioning(trial, drift):
     # same seed, same draws
     again, _ = model.draw_effects(post, random_seed=5)
     xr.testing.assert_identical(effects, again)
+
+
+def test_conditional_jump_draws_match_gaussian_conditioning(trial):
+    model = SlopeShiftModel(trial, jump=True)
+    k = model._constants()
+    p = _point(model, np.random.default_rng(4))
+    n_draws = 20000
+    effects, _ = model.draw_effects(_posterior(model, p, n_draws), random_seed=6)
+    i = 0
+    X, mu, M, _, _ = _latent_map(model, p, i)
+    n_k = k["has"].shape[1]
+    r = k["y"][k["p_idx"] == i] - mu
+    prec = np.eye(M.shape[1]) + M.T @ X.T @ X @ M / p["sigma"] ** 2
+    cov = np.linalg.inv(prec)
+    mean = cov @ M.T @ X.T @ r / p["sigma"] ** 2
+    cell = k["has"][i] & (k["effect"][i] > 0)
+    cols = [M.shape[1] - n_k + j for j in range(n_k) if cell[j]]
+    got = effects["jump_patient"].values[0, :, i, cell]
+    want_mean = p["jump"][cell] + p["sd_jump"] * mean[cols]
+    se = p["sd_jump"] * np.sqrt(np.diag(cov)[cols] / n_draws)
+    assert np.all(np.abs(got.T.mean(axis=0) - want_mean) < 4.5 * se)
+    np.testing.assert_allclose(np.cov(got), p["sd_jump"] ** 2 * cov[np.ix_(cols, cols)],
+                               atol=0.03)
+    assert np.isnan(effects["jump_patient"].values[0, :, i, ~cell]).all()

@@ -53,8 +53,12 @@ def test_effects_are_integrated_out_by_default_when_exact():
     assert "z_patient" not in names and "z_patient_cycle" not in names
     assert SlopeShiftModel(data, likelihood="student_t").config["effects"] == "latent"
     assert SlopeShiftModel(data, censored=True).config["effects"] == "latent"
+    # jumps are linear-Gaussian too: integrated out, drawn afterwards
+    jump = SlopeShiftModel(data, jump=True)
+    assert jump.config["effects"] == "marginal"
+    assert "z_jump" not in {rv.name for rv in jump.pymc_model.free_RVs}
     with pytest.raises(ValueError, match="effects='marginal' needs the Normal likelihood"):
-        SlopeShiftModel(data, jump=True, effects="marginal")
+        SlopeShiftModel(data, censored=True, effects="marginal")
 
 
 @pytest.mark.parametrize("likelihood", ["normal", "student_t"])

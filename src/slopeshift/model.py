@@ -69,10 +69,11 @@ class SlopeShiftModel:
     rho. The drift is linear-Gaussian given the rates, so it is integrated out exactly with
     the slowing effects; enrolment on the run-in enters as a selection term.
 
-    **How it is sampled.** With the Normal likelihood (no censoring, no jump) the patient and
-    patient-cycle effects u_i and e_ik enter the scores linearly with Normal priors, so they are
-    integrated out exactly (:mod:`slopeshift.marginal`): NUTS samples only alpha_i, beta_i0 and
-    the population parameters, and after sampling (u_i, e_ik) are drawn from their exact
+    **How it is sampled.** With the Normal likelihood (no censoring) the patient and
+    patient-cycle effects u_i and e_ik, and the acute jumps J_ik, enter the scores linearly with
+    Normal priors, so they are integrated out exactly (:mod:`slopeshift.marginal`): NUTS
+    samples only alpha_i, beta_i0 and the population parameters, and after sampling (u_i,
+    e_ik, J_ik) are drawn from their exact
     conditional posterior given each draw. This removes both the funnel of the effects against
     their SDs and the hyperbolic trade-off between beta_i0 and rho_ik. alpha_i and beta_i0 are
     centred (each patient has many visits, so the data identify them better than the population
@@ -80,7 +81,7 @@ class SlopeShiftModel:
     ridge; a hierarchy over 4 means is a funnel), and are sampled at each cycle's own average
     interval, which the data separate from theta (the prior stays on rho_k: a shift with unit
     Jacobian). Chains start alpha_i and beta_i0 at each patient's least-squares run-in fit,
-    without jitter, away from the saddle at beta_i0 = 0. With Student-t, censoring or jumps the
+    without jitter, away from the saddle at beta_i0 = 0. With Student-t or censoring the
     effects are sampled as latent non-centred parameters (``effects="latent"``). Sampling health
     is benchmarked in ``benchmarks/bench_geometry.py``.
 
@@ -110,7 +111,7 @@ class SlopeShiftModel:
         ``{name: Prior}`` replacing defaults key by key; see :func:`slopeshift.default_priors`.
     effects : {"marginal", "latent"}, optional
         How u_i and e_ik are handled: integrated out exactly (the default where possible:
-        Normal likelihood, no censoring, no jump) or sampled as latent parameters.
+        Normal likelihood, no censoring; jumps too) or sampled as latent parameters.
     drift : bool, default True
         Natural change apart from treatment: each patient's rate drifts from period to period
         (SD ``sd_drift``, points/month) and changes systematically (``acceleration``,
@@ -251,7 +252,10 @@ class SlopeShiftModel:
         x_pre = d["x_pre"].values
         n_p = d.sizes["patient"]
         # exposures of the slopes that carry random deviations: the cycles, then the run-in
-        x_all = np.column_stack([x_cyc, x_pre])
+        # exposures of the effects integrated out: the cycles, the run-in and (with jumps) the
+        # step from each injection on
+        x_all = np.column_stack([x_cyc, x_pre] + ([d["x_jump"].values] if self.config["jump"]
+                                                  else []))
         cell = has & effect[:, None]
         if self.config["floors"] == "exclude":
             cell = cell & ~d["floor"].values
@@ -267,6 +271,7 @@ class SlopeShiftModel:
             "x_cycle": x_cyc,
             "x_jump": d["x_jump"].values,
             "y": d["y"].values,
+            "x_all": x_all,
             "gram": exposure_gram(x_all, p_idx, n_p),
             "n_visits": np.bincount(p_idx, minlength=n_p).astype(float),
             "natural_time": d["natural_time"].values,
@@ -426,15 +431,23 @@ class SlopeShiftModel:
                 self._enrolment_potential(mu_beta, sd_beta, sd_drift, sigma)
             mu_fixed = (alpha[p_idx] + beta_pre[p_idx] * k["x_pre"]
                         + (fixed_slope[p_idx] * k["x_cycle"]).sum(axis=1))
+            jump_k = sd_jump = None
+            if cfg["jump"]:
+                jump_k = pr["jump"].create("jump", dims="cycle")
+                sd_jump = pr["sd_jump"].create("sd_jump")
             if self.marginal:
+                if cfg["jump"]:
+                    mu_fixed = mu_fixed + ((jump_k[None, :] * T)[p_idx] * k["x_jump"]).sum(axis=1)
                 resid = k["y"] - mu_fixed
-                n_p, n_k = has.shape
-                x_all = np.column_stack([k["x_cycle"], k["x_pre"]])
-                b = pt.zeros((n_p, n_k + 1))[p_idx].inc(resid[:, None] * x_all)
+                n_p = has.shape[0]
+                x_all = k["x_all"]
+                n_x = x_all.shape[1]
+                b = pt.zeros((n_p, n_x))[p_idx].inc(resid[:, None] * x_all)
                 c = pt.zeros(n_p)[p_idx].inc(resid**2)
-                loadings, q = self._loadings(load, sd_patient, sd_pc, sd_drift, pt.sqrt)
+                loadings, q = self._loadings(load, sd_patient, sd_pc, sd_drift, pt.sqrt,
+                                             sd_jump)
                 terms = low_rank_terms(
-                    loadings, k["gram"], [b[:, j] for j in range(n_k + 1)], c, k["n_visits"],
+                    loadings, k["gram"], [b[:, j] for j in range(n_x)], c, k["n_visits"],
                     q, sigma, sqrt=pt.sqrt, log=pt.log,
                 )
                 pm.Potential("y_marginal", terms.logp.sum())
@@ -467,8 +480,6 @@ class SlopeShiftModel:
             mu = (alpha[p_idx] + pre_slope[p_idx] * k["x_pre"]
                   + (slope[p_idx] * k["x_cycle"]).sum(axis=1))
             if cfg["jump"]:
-                jump_k = pr["jump"].create("jump", dims="cycle")
-                sd_jump = pr["sd_jump"].create("sd_jump")
                 z_jump = pm.Normal("z_jump", 0.0, 1.0, dims=("patient", "cycle"))
                 J = (jump_k[None, :] + sd_jump * z_jump) * T
                 pm.Deterministic("jump_patient", pt.where(cell, J, nan),
@@ -508,7 +519,8 @@ class SlopeShiftModel:
             out = out + natural_cycle * self._shift_unit()
         return out
 
-    def _loadings(self, load, sd_patient, sd_pc, sd_drift, sqrt) -> tuple[dict, int]:
+    def _loadings(self, load, sd_patient, sd_pc, sd_drift, sqrt,
+                  sd_jump=None) -> tuple[dict, int]:
         """Sparse loadings of the integrated-out effects on the exposures (cycles, run-in).
 
         Effects: one per cycle (the patient-cycle slowing e_ik and, with drift, the cycle's
@@ -516,7 +528,10 @@ class SlopeShiftModel:
         s_ik = sqrt(load_ik^2 sd_pc^2 + sd_drift^2)), the patient's slowing u_i, and with drift
         the run-in's own drift. A lasting-floor cell (``floors="exclude"``) has no slowing and
         adds a vague deviation of SD ``floor_sd`` (three times the median run-in rate) to its
-        cycle's effect. ``load`` has a trailing (patient, cycle) shape.
+        cycle's effect. With jumps (``sd_jump`` given), the patient's acute jump at injection k,
+        J_ik - jump_k ~ N(0, sd_jump) in cells with an effect, is one more effect on the step
+        exposure 1[t >= tau_ik]: linear-Gaussian, so integrated out exactly like the slowing.
+        ``load`` has a trailing (patient, cycle) shape.
         """
         n_k = self.design.sizes["cycle"]
         cols = [load[..., j] for j in range(n_k)]
@@ -530,7 +545,12 @@ class SlopeShiftModel:
                         for j in range(n_k)}
             loadings[(n_k, n_k + 1)] = sd_drift + 0.0 * cols[0]
         loadings |= {(j, n_k): cols[j] * sd_patient for j in range(n_k)}
-        return loadings, n_k + 1 + (sd_drift is not None)
+        q = n_k + 1 + (sd_drift is not None)
+        if sd_jump is not None:
+            T = k["effect"]
+            loadings |= {(n_k + 1 + j, q + j): sd_jump * T[:, j] for j in range(n_k)}
+            q += n_k
+        return loadings, q
 
     def _enrolment_potential(self, mu_beta, sd_beta, sd_drift, sigma) -> None:
         """Condition on enrolment: each enrolled patient's run-in slope passed the rule.
@@ -618,16 +638,20 @@ class SlopeShiftModel:
         gamma = arr("gamma") if "gamma" in posterior else None
         nat_par = {n: arr(n) for n in ("acceleration", "natural_cycle") if n in posterior}
         sd_d = arr("sd_drift") if drift else None
+        jump = self.config["jump"]
+        jump_k, sd_j = (arr("jump"), arr("sd_jump")) if jump else (None, None)
         total = n_chain * n_draw
-        names = ("rho", "slope", "z_patient_cycle", "natural_slope", "drift")
+        names = ("rho", "slope", "z_patient_cycle", "natural_slope", "drift") + (
+            ("jump_patient",) if jump else ())
         out = {n: np.empty((total, n_p, n_k)) for n in names}
         out["z_patient"] = np.empty((total, n_p))
         out["slope_runin"] = np.empty((total, n_p))
         loglik = np.empty((total, n_p))
         bounds = np.flatnonzero(np.diff(p_idx, prepend=-1))  # visits are sorted by patient
-        x_all = np.column_stack([k["x_cycle"], k["x_pre"]])
+        x_all = k["x_all"]
+        n_x = x_all.shape[1]
         T = k["effect"]
-        chunk = max(1, int(2e7 // max(len(p_idx) * (n_k + 1), 1)))
+        chunk = max(1, int(2e7 // max(len(p_idx) * n_x, 1)))
         for lo in range(0, total, chunk):
             sl = slice(lo, min(lo + chunk, total))
             col = (slice(None), None)
@@ -640,13 +664,16 @@ class SlopeShiftModel:
             load = -natural * T if ratio else T + 0.0 * natural
             mu = (alpha[sl][:, p_idx] + b0[:, p_idx] * k["x_pre"]
                   + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
+            if jump:
+                mu = mu + ((jump_k[sl][:, None, :] * T)[:, p_idx, :] * k["x_jump"]).sum(axis=2)
             resid = k["y"] - mu
             b = np.add.reduceat(resid[:, :, None] * x_all, bounds, axis=1)
             c = np.add.reduceat(resid**2, bounds, axis=1)
             sdd = None if sd_d is None else sd_d[sl][col]
-            loadings, q = self._loadings(load, sd_p[sl][col], sd_c[sl][col], sdd, np.sqrt)
+            loadings, q = self._loadings(load, sd_p[sl][col], sd_c[sl][col], sdd, np.sqrt,
+                                         sd_j[sl][col] if jump else None)
             terms = low_rank_terms(
-                loadings, k["gram"], [b[:, :, j] for j in range(n_k + 1)], c, k["n_visits"],
+                loadings, k["gram"], [b[:, :, j] for j in range(n_x)], c, k["n_visits"],
                 q, sigma[sl][col], sqrt=np.sqrt, log=np.log,
             )
             eps = rng.standard_normal((q, *c.shape))
@@ -678,6 +705,11 @@ class SlopeShiftModel:
             out["z_patient_cycle"][sl] = z_cyc
             out["z_patient"][sl] = z_pat
             out["slope_runin"][sl] = b0 + (0.0 if sdd is None else sdd * zeta[n_k + 1])
+            if jump:
+                q0 = q - n_k
+                zj = np.stack([zeta[q0 + j] for j in range(n_k)], axis=-1)
+                J = jump_k[sl][:, None, :] + sd_j[sl][:, None, None] * zj
+                out["jump_patient"][sl] = np.where(cell, J, np.nan)
             loglik[sl] = terms.logp
         coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                   "patient": self.design["patient"].values, "cycle": self.design["cycle"].values}
@@ -803,14 +835,14 @@ def _check_enrolment(enrolment: float | str | None) -> float | str | None:
 
 def _choose_effects(effects: str | None, likelihood: str, censored: bool, jump: bool) -> str:
     """Integrate the slowing effects out when the likelihood allows it (Normal, uncensored)."""
-    exact = likelihood == "normal" and not censored and not jump
+    exact = likelihood == "normal" and not censored
     if effects is None:
         return "marginal" if exact else "latent"
     if effects not in ("marginal", "latent"):
         raise ValueError(f"effects must be 'marginal' or 'latent', not {effects!r}.")
     if effects == "marginal" and not exact:
         raise ValueError(
-            "effects='marginal' needs the Normal likelihood without censoring or jumps; "
+            "effects='marginal' needs the Normal likelihood without censoring; "
             "use effects='latent' (the default for these options)."
         )
     return effects
