@@ -114,6 +114,24 @@ def test_report_sections_and_caveat(report, small_fit):
     assert "(slowing &gt; 25%)" in raw and "(slowing > 25%)" not in raw
 
 
+def test_report_diagnostics_table_shows_model_parameters_first(report, small_fit):
+    _, page = report
+    main = page.by_id["diagnostics"]
+    appendix = page.by_id["diagnostics-internal"]
+    internal = ("log_sd_effects", "logit_patient_share", "z_new_patient", "z_new_cycle",
+                "rho_cycle_at_mean_interval")
+    diagnosed = set(small_fit.diagnostics().index)
+    assert set(internal) <= diagnosed  # the default model samples these
+    for name in internal:
+        assert name not in main and name in appendix
+    assert "_at_mean_interval" not in main and "z_" not in main and "logit" not in main
+    # population quantities first, each with its meaning; per-patient ones after them
+    assert main.index("rho_bar") < main.index("theta") < main.index("sigma") < main.index(
+        "beta_pre")
+    assert "population slowing over all cycles" in main
+    assert "Appendix. Diagnostics of the sampler's coordinates" in page.headings
+
+
 def test_methods_paragraph(report, small_fit):
     _, page = report
     methods = page.by_id["methods"]

@@ -2,13 +2,14 @@
 
 Every number drawn comes from a :class:`~slopeshift.fit.FitResult` table (``fit.patients()``,
 ``fit.cycles()``, ``fit.slowing()``, ``fit.responders()``, ``fit.interval_effect()``), from
+the fit's design (observed scores, injection months, intervals), from
 :mod:`slopeshift.predict` or from :func:`slopeshift.tables.responder_counts` (so that figures
 and tables print the same responder counts); the figures compute no statistics of their own.
-Every function returns the :class:`matplotlib.figure.Figure`, draws into ``ax=`` (or ``axes=``)
-when given and otherwise creates a figure of ``figsize`` (inches). Slowing is shown as a
-percentage of each patient's own pre-treatment rate of decline (25 = 25% slower decline), months
-are months since the patient's first injection, and colours follow the colour-blind-safe
-Okabe-Ito palette.
+The diagnostic figures are drawn by ArviZ (``arviz_plots``) into slopeshift's own axes. Every
+function returns the :class:`matplotlib.figure.Figure`, draws into ``ax=`` (or ``axes=``) when
+given and otherwise creates a figure of ``figsize`` (inches). Slowing is shown as a percentage
+of each patient's own pre-treatment rate of decline (25 = 25% slower decline), months are months
+since the patient's first injection, and colours follow the colour-blind-safe Okabe-Ito palette.
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import arviz_plots as azp
 import matplotlib.pyplot as plt
 import numpy as np
+import xarray as xr
+from arviz_base.labels import BaseLabeller
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from slopeshift.predict import predictive_scores, trajectory_bands
-from slopeshift.tables import format_estimate, format_probability, responder_counts
+from slopeshift.tables import (
+    _interval_units,
+    format_estimate,
+    format_probability,
+    responder_counts,
+)
 
 if TYPE_CHECKING:
     from slopeshift.fit import FitResult
@@ -56,13 +67,19 @@ _CHAIN_COLOURS = ("blue", "orange", "green", "purple", "sky_blue", "vermillion",
 _GREY = "0.45"
 SLOWING_LABEL = "Slowing of decline (% of pre-treatment rate)"
 MONTHS_LABEL = "Months since first injection"
+#: x label of an untreated patient's panel: its months are counted back from its last visit.
+UNTREATED_MONTHS_LABEL = "Months relative to last visit (never injected)"
+_SAMPLE = ("chain", "draw")
 _DEFAULT_TRACE_VARS = (
     "mu_alpha", "mu_beta", "sd_beta", "sigma", "nu", "theta", "rho_cycle", "delta_cycle",
     "rho_bar", "sd_patient", "sd_patient_cycle", "jump", "sd_jump",
 )  # fmt: skip
 _MAX_TRACE_ROWS = 40
-#: Injection intervals (months) of :func:`plot_interval_effect`: 3 to 6 in steps of 0.1.
+_LABEL_WIDTH_PT = 24.0  # a probability label ("0.95", 7 pt) with its box, points
+#: Injection intervals (months) drawn by :func:`plot_interval_effect` when no cycle of the fit
+#: has an observed interval (every one of them then an extrapolation): 3 to 6 in steps of 0.1.
 DEFAULT_INTERVALS: tuple[float, ...] = tuple(round(float(g), 2) for g in np.linspace(3, 6, 31))
+_N_INTERVALS = 61
 
 
 # ---------------------------------------------------------------------- helpers
@@ -129,12 +146,51 @@ def _select_patients(fit: FitResult, patients: str | Sequence[str] | None) -> li
 
 
 def _interval_label(fit: FitResult) -> str:
+    """x label of the interval figure: what its numbers are, in their units."""
     interval = fit.config.get("interval", "cycle_length")
     if interval == "cycle_length":
-        return "Injection interval: months to the next injection"
+        return "Injection interval (months from an injection to the next)"
     if interval == "since_previous":
-        return "Injection interval: months since the previous injection"
-    return f"Interval covariate {interval!r} (its own units)"
+        return "Injection interval (months since the previous injection)"
+    return f"{interval} (the interval covariate, in its own units)"
+
+
+class _FlatLabeller(BaseLabeller):
+    """ArviZ labels on one line, as in ``fit.diagnostics()``: ``rho_cycle[1]``."""
+
+    def make_label_vert(self, var_name: str, sel: dict, isel: dict) -> str:
+        return self.make_label_flat(var_name, sel, isel)
+
+
+def _plot_collection(grid: np.ndarray, data: xr.Dataset, rows: list[str], cols: list[str],
+                     **pc_kwargs) -> azp.PlotCollection:
+    """An ``arviz_plots.PlotCollection`` laid out as ``PlotCollection.grid`` would lay out
+    ``data``, but on the given matplotlib Axes (``grid``: 2-D array, rows x columns).
+
+    ArviZ's plotting functions create their own figure unless given a collection; this lets
+    them draw into ``axes=`` and into figures sized and laid out as slopeshift's others. The
+    layout (which Axes shows which variable and element) is ArviZ's own: computed by
+    ``PlotCollection.grid`` on its backend without drawing (``"none"``), then pointed at
+    ``grid``.
+    """
+    pc = azp.PlotCollection.grid(data, cols=cols, rows=rows, backend="none", **pc_kwargs)
+    rows_ds = pc.viz["row_index"].to_dataset()
+    cols_ds = pc.viz["col_index"].to_dataset()
+    plot = {}
+    for v in rows_ds.data_vars:
+        r, c = rows_ds[v].values, cols_ds[v].values
+        targets = np.empty(r.shape, dtype=object)
+        for idx in np.ndindex(r.shape):
+            targets[idx] = grid[r[idx], c[idx]]
+        plot[v] = (rows_ds[v].dims, targets)
+    pc.viz = xr.DataTree.from_dict({
+        "/": xr.Dataset({"figure": np.array(grid.flat[0].figure, dtype=object)}),
+        "plot": xr.Dataset(plot, coords=rows_ds.coords),
+        "row_index": rows_ds,
+        "col_index": cols_ds,
+    })
+    pc.backend = "matplotlib"
+    return pc
 
 
 # ---------------------------------------------------------------------- trajectories
@@ -143,6 +199,7 @@ def plot_trajectories(
     patients: str | Sequence[str] | None = None,
     ncols: int = 4,
     *,
+    sharey: bool = True,
     axes: Axes | Sequence[Axes] | np.ndarray | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
@@ -150,7 +207,10 @@ def plot_trajectories(
 
     Each panel shows the observed scores (points), the posterior mean of the patient's mean
     score mu_i(t) (line) with its 50% and 95% bands, and the injections (dashed vertical
-    lines). Bands come from :func:`slopeshift.predict.trajectory_bands`.
+    lines). Bands come from :func:`slopeshift.predict.trajectory_bands`. A treated patient's x
+    axis is months since the first injection; an untreated patient's (never injected, titled
+    "untreated") is months relative to the last visit (all <= 0), and says so in its x label.
+    On an integer scale (ALSFRS-R) the y ticks are whole points.
 
     Parameters
     ----------
@@ -160,24 +220,33 @@ def plot_trajectories(
         One patient id, or several; default every patient.
     ncols : int, default 4
         Panels per row when a new figure is made.
+    sharey : bool, default True
+        Give every panel the same y range (covering all the drawn patients' scores and 95%
+        bands, in outcome units), so that slopes (points/month) compare by eye across panels;
+        ``False`` fits each panel's range to its own patient.
     axes : Axes or sequence of Axes, optional
         Draw into these (at least one per patient) instead of a new figure.
     figsize : (float, float), optional
-        Figure size in inches; default 3.2 x 2.6 per panel.
+        Figure size in inches; default 3.2 x 2.6 per panel (plus a legend row).
 
     Returns
     -------
     matplotlib.figure.Figure
-        x: months since the patient's first injection (an untreated patient: since the last
-        visit); y: the outcome in its units (ALSFRS-R points).
+        x: months since the patient's first injection (an untreated patient: relative to the
+        last visit); y: the outcome in its units (ALSFRS-R points).
     """
     ids = _select_patients(fit, patients)
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1, not {ncols}.")
     ncols = min(ncols, len(ids))
-    fig, axs = _many_axes(axes, len(ids), ncols, figsize, panel=(3.2, 2.6))
+    nrows = math.ceil(len(ids) / ncols)
+    own = axes is None
+    fig, axs = _many_axes(axes, len(ids), ncols,
+                          figsize or ((3.2 * ncols, 2.6 * nrows + 0.5) if own else None),
+                          panel=(3.2, 2.6))
     d = fit.design
     ylabel = _score_label(fit)
+    low, high = np.inf, -np.inf
     for i, (p, ax) in enumerate(zip(ids, axs, strict=True)):
         bands = trajectory_bands(fit.idata, p)
         ax.fill_between(bands["month"], bands["ci_2.5"], bands["ci_97.5"], color=_C["sky_blue"],
@@ -187,20 +256,40 @@ def plot_trajectories(
         ax.plot(bands["month"], bands["mean"], color=_C["blue"], lw=1.5, label="posterior mean")
         pos = int(np.flatnonzero(d["patient"].values == p)[0])
         sel = d["patient_index"].values == pos
-        ax.scatter(d["month"].values[sel], d["y"].values[sel], s=10, color=_C["black"],
-                   zorder=3, label="observed")
+        y = d["y"].values[sel]
+        ax.scatter(d["month"].values[sel], y, s=12, color=_C["black"], zorder=3,
+                   label="observed")
+        low = min(low, y.min(), bands["ci_2.5"].min())
+        high = max(high, y.max(), bands["ci_97.5"].max())
         taus = d["injection_month"].sel(patient=p).values
         for j, tau in enumerate(taus[np.isfinite(taus)]):
             ax.axvline(tau, color=_C["orange"], ls="--", lw=1.0,
                        label="injection" if j == 0 else None)
         treated = bool(d["treated"].sel(patient=p))
-        ax.set_title(p if treated else f"{p} (untreated)", fontsize=9)
-        ax.tick_params(labelsize=7)
-        if i + ncols >= len(ids):
-            ax.set_xlabel(MONTHS_LABEL, fontsize=8)
+        ax.set_title(p if treated else f"{p} (untreated)", fontsize=10)
+        ax.tick_params(labelsize=8)
+        if fit.data.spec.integer:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if not treated:  # its own time axis: always labelled
+            ax.set_xlabel(UNTREATED_MONTHS_LABEL, fontsize=9)
+        elif i + ncols >= len(ids):  # no panel below
+            ax.set_xlabel(MONTHS_LABEL, fontsize=9)
         if i % ncols == 0:
-            ax.set_ylabel(ylabel, fontsize=8)
-    axs[0].legend(fontsize=6, loc="best", frameon=False)
+            ax.set_ylabel(ylabel, fontsize=9)
+    if sharey:
+        pad = 0.04 * max(high - low, 1.0)
+        for ax in axs:
+            ax.set_ylim(low - pad, high + pad)
+    entries: dict[str, object] = {}  # one entry per label, whichever panel drew it first
+    for ax in axs:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if own:  # a row of its own under the panels, clear of every patient's data
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                   ncols=min(len(entries), 2 * ncols), fontsize=9, frameon=False)
+    else:
+        axs[0].legend(list(entries.values()), list(entries), fontsize=8, loc="best",
+                      frameon=False)
     return fig
 
 
@@ -268,14 +357,17 @@ def plot_patient_forest(
                                          r["change_ci_97.5"], 2)
                 label = (f"flat run-in (decline not established): slope change {change} "
                          f"{fit.data.spec.unit}/month")
-            ax.text(0.02, yi, label, transform=right, fontsize=7, va="center", color=_GREY)
+            ax.text(0.02, yi, label, transform=right, fontsize=7, va="center", color=_GREY,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
             ticks.append(yi)
             labels.append(r["patient"])
     ax.set_yticks(ticks, labels, fontsize=7)
     ax.set_ylim(-0.7, offset + len(ev) - 0.3)
     ax.set_xlabel("Overall slowing of decline (% of pre-treatment rate)")
     ax.set_ylabel("Patient")
-    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    # above the axes, clear of the zero line and of the top patients' intervals
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3,
+              borderaxespad=0.2, frameon=False)
     return fig
 
 
@@ -305,14 +397,14 @@ def plot_cycles(
     ax : Axes, optional
         Draw into this Axes instead of a new figure.
     figsize : (float, float), optional
-        Figure size in inches; default (6.5, 4.2).
+        Figure size in inches; default (8.2, 4.2), the legend (right of the axes) included.
 
     Returns
     -------
     matplotlib.figure.Figure
         x: treatment cycle; y: slowing, % of the pre-treatment rate of decline.
     """
-    fig, ax = _single_axes(ax, figsize, (6.5, 4.2))
+    fig, ax = _single_axes(ax, figsize, (8.2, 4.2))
     cyc = fit.cycles(threshold)
     sl = fit.slowing(threshold)
     sl = sl[sl["observed"]]
@@ -344,7 +436,9 @@ def plot_cycles(
     ax.set_xlim(k.min() - 0.6, k.max() + 0.6)
     ax.set_xlabel("Treatment cycle (n: patients with a visit in the cycle)")
     ax.set_ylabel(SLOWING_LABEL)
-    ax.legend(fontsize=7, loc="best", frameon=False)
+    # right of the axes: inside, it would cover the points or intervals of some cycle
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False)
     return fig
 
 
@@ -393,25 +487,42 @@ def plot_responders(
            linewidth=0.6, label="P(R = r)")
     ge = g["p_ge"].to_numpy()
     ax.plot(r, ge, color=_C["black"], marker="o", ms=3, lw=1.2, label="P(R \u2265 r)")
-    for ri, p in zip(r, ge, strict=True):
-        if 0.005 <= p <= 0.995:
-            ax.annotate(f"{p:.2f}", (ri, p), textcoords="offset points", xytext=(0, 4),
-                        ha="center", fontsize=6)
-    ax.set_ylim(0, 1.08)
+    shown = np.flatnonzero((ge >= 0.005) & (ge <= 0.995))
+    # a label is about 4 characters wide: keep one in every `step` points when they crowd
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72
+    spacing_pt = width_pt / max(float(np.ptp(r)) + 1.0, 1.0)
+    step = max(1, math.ceil(_LABEL_WIDTH_PT / spacing_pt))
+    for k in shown[::step]:
+        # above and to the right of its point: the curve falls to the right, so that corner
+        # is clear of the line and of the point's marker
+        ax.annotate(format_probability(ge[k], 2), (r[k], ge[k]), textcoords="offset points",
+                    xytext=(4, 5), ha="left", va="bottom", fontsize=7,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.85})
+    ax.set_ylim(0, 1.12)
     ax.set_xticks(r if n <= 25 else np.linspace(0, n, 6).round().astype(int))
     ax.set_xlabel(f"Number of responders r (slowing > {_pct(threshold)}) of {n} evaluable "
                   "patients")
     ax.set_ylabel("Posterior probability")
     ax.set_title("All cycles (overall slowing)" if scope == "overall" else scope.capitalize(),
                  fontsize=10)
-    ax.legend(fontsize=7, loc="center left", frameon=False)
+    ax.legend(fontsize=8, loc="best", frameon=False)
     return fig
 
 
 # ---------------------------------------------------------------------- interval
+def _observed_intervals(fit: FitResult) -> np.ndarray:
+    """The intervals g_ik of the cycles that inform theta: injected patients of the treated
+    arm, cycles with a defined interval (the design's ``interval``, NaN where undefined)."""
+    d = fit.design
+    effect = d["effect"] if "effect" in d else d["treated"]
+    g = d["interval"].where(effect).values.ravel()
+    return np.sort(g[np.isfinite(g)])
+
+
 def plot_interval_effect(
     fit: FitResult,
-    intervals: Sequence[float] | np.ndarray = DEFAULT_INTERVALS,
+    intervals: Sequence[float] | np.ndarray | None = None,
     threshold: float = 0.25,
     *,
     ax: Axes | None = None,
@@ -420,57 +531,95 @@ def plot_interval_effect(
     """Predicted population slowing as a function of the injection interval.
 
     Line and band: posterior mean and 95% interval of rho_bar + theta (g - g_ref) from
-    ``fit.interval_effect(threshold, intervals)``; ticks at the bottom: the intervals of the
-    observed cycles; the estimate of theta is printed as the title.
+    ``fit.interval_effect(threshold, intervals)``. They are drawn solid over the range of the
+    intervals observed in the trial (the cycles that inform theta: the design's ``interval``
+    where defined) and dashed, with a lighter band, beyond it, where the straight line is an
+    extrapolation of the model rather than something the data showed. Ticks at the bottom: the
+    observed intervals; title: the estimate of theta. The legend sits outside the axes, clear
+    of the curve and the threshold line.
 
     Parameters
     ----------
     fit : FitResult
         A fitted model.
-    intervals : sequence of float, default 31 values from 3 to 6
-        Intervals g (months) at which to predict.
+    intervals : sequence of float, optional
+        Intervals g (months, or the interval covariate's units) at which to predict. Default:
+        61 values spanning the observed intervals (when no cycle has an observed interval:
+        :data:`DEFAULT_INTERVALS`, all of it extrapolation; when all have the same one, that
+        one added). Given ones are drawn as given, solid inside the observed range and dashed
+        outside it.
     threshold : float, default 0.25
         Responder threshold (fraction), drawn as a reference line.
     ax : Axes, optional
         Draw into this Axes instead of a new figure.
     figsize : (float, float), optional
-        Figure size in inches; default (6.0, 4.0).
+        Figure size in inches; default (7.6, 4.0).
 
     Returns
     -------
     matplotlib.figure.Figure
-        x: injection interval (months); y: population slowing, % of the pre-treatment rate.
+        x: injection interval (months; or the interval covariate in its units); y: population
+        slowing, % of the pre-treatment rate.
     """
-    grid = np.asarray(intervals, dtype=float).ravel()
-    if grid.size < 2 or not np.all(np.isfinite(grid)):
-        raise ValueError("intervals must hold at least two finite numbers (months).")
+    seen = _observed_intervals(fit)
+    if intervals is None:
+        grid = (np.linspace(seen[0], seen[-1], _N_INTERVALS) if seen.size and seen[-1] > seen[0]
+                else np.union1d(DEFAULT_INTERVALS, seen))  # no range observed
+    else:
+        grid = np.asarray(intervals, dtype=float).ravel()
+        if grid.size < 2 or not np.all(np.isfinite(grid)):
+            raise ValueError("intervals must hold at least two finite numbers (months).")
+    if seen.size:  # the observed range's ends on the grid, so the solid part ends exactly there
+        ends = [e for e in (seen[0], seen[-1]) if grid.min() < e < grid.max()]
+        grid = np.unique(np.concatenate([grid, ends]))
     tab = fit.interval_effect(threshold, intervals=grid)
     theta = tab.iloc[0]
     pred = tab.iloc[1:]
-    fig, ax = _single_axes(ax, figsize, (6.0, 4.0))
+    fig, ax = _single_axes(ax, figsize, (7.6, 4.0))
     g = pred["interval_months"].to_numpy()
-    ax.fill_between(g, 100 * pred["ci_2.5"].to_numpy(), 100 * pred["ci_97.5"].to_numpy(),
-                    color=_C["sky_blue"], alpha=0.35, lw=0, label="95% interval")
-    ax.plot(g, 100 * pred["mean"].to_numpy(), color=_C["blue"], lw=2, label="posterior mean")
+    mean = 100 * pred["mean"].to_numpy()
+    lo, hi = 100 * pred["ci_2.5"].to_numpy(), 100 * pred["ci_97.5"].to_numpy()
+    inside = (g >= seen[0]) & (g <= seen[-1]) if seen.size else np.zeros(g.size, dtype=bool)
+    if inside.any():
+        ax.fill_between(g, lo, hi, where=inside, color=_C["sky_blue"], alpha=0.4, lw=0,
+                        label="95% interval")
+        ax.plot(g[inside], mean[inside], color=_C["blue"], lw=2,
+                marker="o" if inside.sum() == 1 else None, label="posterior mean")
+    # beyond the observed range, each side joined to the solid part at the range's end
+    beyond = [g <= seen[0], g >= seen[-1]] if seen.size else [np.ones(g.size, dtype=bool)]
+    labelled = False
+    for part in beyond:
+        if part.sum() < 2:  # nothing drawn beyond this end
+            continue
+        ax.fill_between(g[part], lo[part], hi[part], color=_C["sky_blue"], alpha=0.15, lw=0,
+                        label=None if labelled else "95% interval, extrapolated")
+        ax.plot(g[part], mean[part], color=_C["blue"], lw=1.5, ls="--",
+                label=None if labelled else "mean, extrapolated")
+        labelled = True
     _zero_line(ax, vertical=False)
     _threshold_line(ax, threshold, vertical=False)
-    sl = fit.slowing(threshold)
-    seen = sl.loc[sl["observed"], "interval"].dropna().to_numpy()
     if seen.size:
         ax.plot(seen, np.full(seen.size, 0.02), "|", ms=9, color=_GREY,
                 transform=ax.get_xaxis_transform(), label="observed cycle intervals")
-    ax.set_title(f"\u03b8 = {100 * theta['mean']:.1f} percentage points per month "
-                 f"(95% CrI {100 * theta['ci_2.5']:.1f} to {100 * theta['ci_97.5']:.1f}); "
-                 f"P(\u03b8 < 0) = {theta['p_lt_0']:.2f}", fontsize=8)
+    else:
+        ax.text(0.02, 0.03, "No cycle has an observed interval: all of it is extrapolation.",
+                transform=ax.transAxes, fontsize=8, color=_GREY)
+    unit_one, _ = _interval_units(fit)
+    ax.set_title(f"\u03b8 = {100 * theta['mean']:.1f} percentage points per {unit_one} of "
+                 f"interval (95% CrI {100 * theta['ci_2.5']:.1f} to "
+                 f"{100 * theta['ci_97.5']:.1f}); P(\u03b8 < 0) = "
+                 f"{format_probability(theta['p_lt_0'], 2)}", fontsize=9)
     ax.set_xlabel(_interval_label(fit))
     ax.set_ylabel("Population slowing (% of pre-treatment rate)")
-    ax.legend(fontsize=7, loc="best", frameon=False)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False)
     return fig
 
 
 # ---------------------------------------------------------------------- diagnostics
-def _trace_rows(fit: FitResult, var_names: Sequence[str] | None,
-                coords: Mapping[str, Sequence] | None) -> list[tuple[str, np.ndarray]]:
+def _trace_data(fit: FitResult, var_names: Sequence[str] | None,
+                coords: Mapping[str, Sequence] | None) -> tuple[xr.Dataset, int]:
+    """The posterior variables and elements to draw, and the number of rows they take."""
     post = fit.posterior
     names = ([v for v in _DEFAULT_TRACE_VARS if v in post] if var_names is None
              else list(var_names))
@@ -478,23 +627,21 @@ def _trace_rows(fit: FitResult, var_names: Sequence[str] | None,
     if unknown or not names:
         raise ValueError(f"unknown or no variable(s) {unknown}; the posterior has "
                          f"{sorted(post.data_vars)}.")
-    rows = []
-    for v in names:
-        da = post[v]
-        sel = {k: list(c) for k, c in (coords or {}).items() if k in da.dims}
-        da = da.sel(sel)
-        extra = [dim for dim in da.dims if dim not in ("chain", "draw")]
-        if not extra:
-            rows.append((v, da.transpose("chain", "draw").values))
-            continue
-        flat = da.stack(element=extra).transpose("element", "chain", "draw")
-        for i, label in enumerate(flat["element"].values):
-            key = ",".join(str(x) for x in np.atleast_1d(label))
-            rows.append((f"{v}[{key}]", flat.values[i]))
-    if len(rows) > _MAX_TRACE_ROWS:
-        raise ValueError(f"{len(rows)} panels requested (more than {_MAX_TRACE_ROWS}); select "
+    data = post[names]
+    data = data.sel({k: list(c) for k, c in (coords or {}).items() if k in data.dims})
+    n_rows = sum(math.prod(size for dim, size in data[v].sizes.items() if dim not in _SAMPLE)
+                 for v in names)
+    if n_rows > _MAX_TRACE_ROWS:
+        raise ValueError(f"{n_rows} panels requested (more than {_MAX_TRACE_ROWS}); select "
                          "elements with coords=, e.g. coords={'patient': ['P01', 'P02']}.")
-    return rows
+    return data, n_rows
+
+
+def _chain_legend(ax: Axes, colours: Sequence[str], n_chains: int) -> None:
+    handles = [Line2D([], [], color=colours[c % len(colours)], lw=1.2) for c in range(n_chains)]
+    ax.legend(handles, [f"chain {c}" for c in range(n_chains)], fontsize=7, frameon=False,
+              ncols=min(n_chains, 4), loc="lower right", bbox_to_anchor=(1.0, 1.0),
+              borderaxespad=0.1)
 
 
 def plot_trace(
@@ -506,12 +653,15 @@ def plot_trace(
     axes: Sequence[Axes] | np.ndarray | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """Sampler diagnostics: per-chain distributions (or rank histograms) and traces.
+    """Sampler diagnostics: per-chain distributions with traces or rank plots (ArviZ).
 
-    One row per scalar quantity (vector variables are split into their elements): on the left
-    each chain's histogram of draws (``kind="trace"``) or of the normalised ranks of its draws
-    among all chains (``kind="rank"``: flat when chains agree); on the right each chain's
-    draws in order, with divergent draws marked at the bottom.
+    One row per scalar quantity (vector variables are split into their elements), drawn by
+    ``arviz_plots``: on the left each chain's marginal density (KDE); on the right, with
+    ``kind="trace"`` (:func:`arviz_plots.plot_trace_dist`), each chain's draws in order, or
+    with ``kind="rank"`` (:func:`arviz_plots.plot_rank_dist`), each chain's ECDF of the
+    fractional ranks of its draws among all chains minus the uniform one, with ArviZ's test
+    that the chains agree (a p-value): flat near zero when they do. Divergent draws, if any,
+    are marked at the bottom of the panels.
 
     Parameters
     ----------
@@ -522,11 +672,11 @@ def plot_trace(
         ``mu_beta``, ``sd_beta``, ``sigma``, ``theta``, ``rho_cycle``, ``rho_bar``,
         ``sd_patient``, ``sd_patient_cycle``, and ``nu`` / ``jump`` when in the model).
     kind : {"trace", "rank"}, default "trace"
-        Left column: draw histograms or rank histograms.
+        Right column: traces of the draws or rank plots.
     coords : mapping, optional
         Elements to keep, e.g. ``{"patient": ["P01"], "cycle": [1, 2]}``.
     axes : array of Axes, optional
-        2 Axes per row (row-major: distribution, trace) to draw into.
+        2 Axes per row (row-major: distribution, trace or rank) to draw into.
     figsize : (float, float), optional
         Figure size in inches; default 9 wide, 1.5 per row high.
 
@@ -534,7 +684,7 @@ def plot_trace(
     -------
     matplotlib.figure.Figure
         Left x: parameter value (its own units: slowing as a fraction, slopes in points/month,
-        sigma in points) or normalised rank; right x: draw number after tuning.
+        sigma in points); right x: draw number after tuning, or fractional rank.
 
     Raises
     ------
@@ -543,36 +693,29 @@ def plot_trace(
     """
     if kind not in ("trace", "rank"):
         raise ValueError(f"kind must be 'trace' or 'rank', not {kind!r}.")
-    rows = _trace_rows(fit, var_names, coords)
-    fig, axs = _many_axes(axes, 2 * len(rows), 2, figsize or (9.0, 1.5 * len(rows) + 0.6),
+    data, n_rows = _trace_data(fit, var_names, coords)
+    fig, axs = _many_axes(axes, 2 * n_rows, 2, figsize or (9.0, 1.5 * n_rows + 0.6),
                           panel=(4.5, 1.5))
-    div = fit.idata["sample_stats"]["diverging"].transpose("chain", "draw").values
-    for i, (label, values) in enumerate(rows):
-        left, right = axs[2 * i], axs[2 * i + 1]
-        n_chain, n_draw = values.shape
-        if kind == "rank":
-            ranks = np.argsort(np.argsort(values.ravel())).reshape(values.shape)
-            values_left = (ranks + 0.5) / ranks.size
-            left.axhline(1.0, color=_GREY, ls=":", lw=0.8)
-            left.set_xlim(0, 1)
-        else:
-            values_left = values
-        for c in range(n_chain):
-            colour = _C[_CHAIN_COLOURS[c % len(_CHAIN_COLOURS)]]
-            left.hist(values_left[c], bins=20 if kind == "rank" else 30, density=True,
-                      histtype="step", color=colour, lw=1.0, label=f"chain {c}")
-            right.plot(np.arange(n_draw), values[c], color=colour, lw=0.5, alpha=0.8)
-            bad = np.flatnonzero(div[c])
-            if bad.size:
-                right.plot(bad, np.zeros(bad.size), "|", color=_C["vermillion"], ms=6,
-                           transform=right.get_xaxis_transform())
-        left.set_ylabel(label, fontsize=8)
-        left.set_yticks([])
-        for a in (left, right):
-            a.tick_params(labelsize=7)
-    axs[-2].set_xlabel("Normalised rank" if kind == "rank" else "Value", fontsize=8)
-    axs[-1].set_xlabel("Draw (after tuning); ticks at the bottom: divergences", fontsize=8)
-    axs[0].legend(fontsize=6, frameon=False)
+    grid = np.array(axs, dtype=object).reshape(n_rows, 2)
+    right = "trace" if kind == "trace" else "rank"
+    colours = [_C[c] for c in _CHAIN_COLOURS]
+    extra = [dim for dim in data.dims if dim not in _SAMPLE]
+    pc = _plot_collection(grid, data.expand_dims(column=2).assign_coords(column=["dist", right]),
+                          rows=["__variable__", *extra], cols=["column"],
+                          aes={"color": ["chain"], "overlay": ["chain"]}, color=colours)
+    tree = xr.DataTree.from_dict({"posterior": data,
+                                  "sample_stats": fit.idata["sample_stats"].to_dataset()})
+    draw = azp.plot_trace_dist if kind == "trace" else azp.plot_rank_dist
+    draw(tree, compact=False, plot_collection=pc, labeller=_FlatLabeller())
+    for ax in axs:
+        ax.tick_params(labelsize=7)
+        ax.xaxis.label.set_fontsize(8)
+        ax.yaxis.label.set_fontsize(8)
+    for ax in grid[:-1, 1]:
+        ax.set_xlabel("")
+    grid[-1, 1].set_xlabel("Draw (after tuning)" if kind == "trace" else
+                           "Fractional rank of the draw among all chains", fontsize=8)
+    _chain_legend(grid[0, 1], colours, data.sizes["chain"])
     return fig
 
 
@@ -586,11 +729,21 @@ def plot_ppc(
 ) -> Figure:
     """Posterior predictive check of the scores: observed versus replicated data sets.
 
-    Left: the empirical CDF of the observed scores over all visits (black) against those of
-    ``n_replicates`` replicated data sets (light blue); right: the histogram of observed scores
+    Left, drawn by :func:`arviz_plots.plot_ppc_dist`: the empirical CDF of the observed scores
+    over all visits (black) against those of ``n_replicates`` replicated data sets (light
+    blue); right: the histogram of the observed scores (whole points on an integer scale)
     against the pooled replicates. Replicates come from
     :func:`slopeshift.predict.predictive_scores` (censored at the scale's bounds when the model
     was fitted with censoring), taken from evenly spaced posterior draws.
+
+    The right panel stays a plain histogram rather than ArviZ's calibration plots. The
+    posterior predictive PIT (:func:`arviz_plots.plot_ppc_pit`) uses every visit twice, to fit
+    and to check: with a fitted line per patient its PITs pile up near 0.5, which its test of
+    uniformity reports as miscalibration (it did, p = 0.01, on a quick fit of the bundled
+    simulated example). The leave-one-out PIT
+    (:func:`arviz_plots.plot_loo_pit`) avoids that but needs a log-likelihood per visit, and the
+    fit holds one per patient (the marginal model integrates each patient's effects out, so a
+    patient's visits are not independent given the parameters).
 
     Parameters
     ----------
@@ -615,16 +768,30 @@ def plot_ppc(
         raise ValueError(f"n_replicates must be at least 1, not {n_replicates}.")
     bounds = fit.data.spec.censor_bounds if fit.config.get("censored") else None
     yrep = predictive_scores(fit.idata, random_seed, censor_bounds=bounds)
-    flat = yrep.stack(sample=("chain", "draw")).transpose("sample", "visit").values
+    flat = yrep.stack(sample=_SAMPLE).transpose("sample", "visit").values
     pick = np.unique(np.linspace(0, flat.shape[0] - 1, min(n_replicates, flat.shape[0]))
                      .round().astype(int))
     reps = flat[pick]
     y = fit.design["y"].values
     fig, (ax0, ax1) = _many_axes(axes, 2, 2, figsize or (9.0, 3.6), panel=(4.5, 3.6))
-    for j, rep in enumerate(reps):
-        ax0.ecdf(rep, color=_C["sky_blue"], alpha=0.35, lw=0.7,
-                 label=f"replicated ({len(reps)} draws)" if j == 0 else None)
-    ax0.ecdf(y, color=_C["black"], lw=1.8, label="observed")
+
+    replicated = xr.Dataset({"y": (("replicate", "visit"), reps)},
+                            coords={"replicate": np.arange(pick.size)})
+    tree = xr.DataTree.from_dict({"posterior_predictive": replicated,
+                                  "observed_data": xr.Dataset({"y": ("visit", y)})})
+    pc = _plot_collection(np.array([[ax0]]), replicated.stack(sample=["replicate"]), rows=[],
+                          cols=["__variable__"], aes={"overlay_ppc": ["sample"]})
+    azp.plot_ppc_dist(tree, kind="ecdf", num_samples=pick.size, sample_dims=["replicate"],
+                      plot_collection=pc,
+                      visuals={"predictive_dist": {"color": _C["sky_blue"], "alpha": 0.4,
+                                                   "width": 0.7},
+                               "observed_dist": {"color": _C["black"], "width": 1.8},
+                               "title": False, "remove_axis": False})
+    ax0.legend([Line2D([], [], color=_C["sky_blue"], lw=1.2),
+                Line2D([], [], color=_C["black"], lw=1.8)],
+               [f"replicated ({pick.size} draws)", "observed"], fontsize=8, loc="upper left",
+               frameon=False)
+
     lo = math.floor(min(y.min(), reps.min()))
     hi = math.ceil(max(y.max(), reps.max()))
     bins = (np.arange(lo - 0.5, hi + 1.5) if fit.data.spec.integer and hi - lo <= 200
@@ -632,11 +799,12 @@ def plot_ppc(
     ax1.hist(y, bins=bins, density=True, color="0.8", edgecolor="0.4", lw=0.4, label="observed")
     ax1.hist(reps.ravel(), bins=bins, density=True, histtype="step", color=_C["blue"], lw=1.4,
              label="replicated (pooled)")
+    ax1.legend(fontsize=8, loc="upper left", frameon=False)
     label = _score_label(fit)
     ax0.set_xlabel(label)
     ax0.set_ylabel("Cumulative proportion of visits")
     ax1.set_xlabel(label)
     ax1.set_ylabel("Proportion of visits")
     for a in (ax0, ax1):
-        a.legend(fontsize=7, loc="upper left", frameon=False)
+        a.tick_params(labelsize=8)
     return fig

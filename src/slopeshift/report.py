@@ -399,16 +399,81 @@ def _figure_html(title: str, caption: str, data: str) -> str:
             f"<figcaption><strong>{_esc(title)}.</strong> {_esc(caption)}</figcaption></figure>")
 
 
+#: Diagnosed quantities a reader knows from the model, in the order the diagnostics table
+#: shows them (population first, then per patient), with what each one is.
+_DIAGNOSED_LABELS = {
+    "rho_bar": "population slowing over all cycles (at the intervals the patients had)",
+    "rho_cycle": "population slowing in each cycle (at the reference interval)",
+    "delta_cycle": "population change of slope in each cycle (per month)",
+    "theta": "interval effect (per month of interval)",
+    "sd_patient": "SD of the patients' own responsiveness",
+    "sd_patient_cycle": "SD of cycle-to-cycle variation within a patient",
+    "gamma": "effect of one SD of each patient covariate",
+    "mu_alpha": "population mean score at the first injection",
+    "sd_alpha": "its between-patient SD",
+    "mu_beta": "population mean natural rate in the run-in (per month)",
+    "sd_beta": "its between-patient SD",
+    "sd_drift": "SD of the natural drift of a patient's rate between periods (per month)",
+    "acceleration": "systematic change of the natural rate (per month, per month)",
+    "natural_cycle": "natural change of the rate in each cycle beyond the acceleration",
+    "sigma": "residual SD",
+    "nu": "Student-t degrees of freedom",
+    "jump": "mean acute change at an injection",
+    "sd_jump": "its between-patient SD",
+    "rho_patient": "each patient's overall slowing (responder calls rest on it)",
+    "rho": "each patient's slowing in each cycle that counts",
+    "alpha": "each patient's expected score at the first injection",
+    "beta_pre": "each patient's pre-treatment slope (per month)",
+}
+#: Coordinates the sampler works on that are no quantity of the model's equations.
+_INTERNAL_LABELS = {
+    "log_sd_effects": "log of the total SD of the slowing deviations, "
+                      "sqrt(sd_patient\u00b2 + sd_patient_cycle\u00b2)",
+    "logit_patient_share": "logit of the patients' share of that variance, "
+                           "sd_patient\u00b2 / total\u00b2",
+    "rho_cycle_at_mean_interval": "population slowing in each cycle at the cycle's own mean "
+                                  "interval (rho_cycle is this shifted to the reference "
+                                  "interval)",
+    "delta_cycle_at_mean_interval": "population change of slope in each cycle at the cycle's "
+                                    "own mean interval",
+    "z_new_patient": "standard-normal draws of a new patient's responsiveness and run-in "
+                     "slope (for the predictive slowing of a new patient)",
+    "z_new_cycle": "standard-normal draws of a new patient's cycle-to-cycle variation",
+}
+_INTERNAL_NOTE = (
+    "The sampler explores these coordinates in place of some of the model's parameters, "
+    "because they give it a better-shaped posterior (for example the two SDs as their total "
+    "and share, and each cycle's slowing at its own mean interval, which the data separate "
+    "from theta). The parameters above are computed from them. They must converge too, and "
+    "count in the verdict, but have no meaning to report."
+)
+
+
+def _is_internal(name: str) -> bool:
+    return (name in _INTERNAL_LABELS or name.startswith(("z_", "log_", "logit_"))
+            or name.endswith("_at_mean_interval"))
+
+
+def _diagnostic_rows(diag: pd.DataFrame, names: Sequence[str],
+                     labels: dict[str, str]) -> pd.DataFrame:
+    rows = diag.loc[list(names)]
+    return pd.DataFrame({
+        "parameter": rows.index,
+        "meaning": [labels.get(v, "") for v in rows.index],
+        "max R-hat": [f"{v:.3f}" for v in rows["r_hat"]],
+        "min bulk ESS": [f"{v:.0f}" for v in rows["ess_bulk"]],
+        "min tail ESS": [f"{v:.0f}" for v in rows["ess_tail"]],
+        "within bounds": ["yes" if v else "NO" for v in rows["ok"]],
+    })
+
+
 def _diagnostics_html(fit: FitResult) -> str:
     diag = fit.diagnostics()
     a = diag.attrs
-    shown = pd.DataFrame({
-        "parameter": diag.index,
-        "max R-hat": [f"{v:.3f}" for v in diag["r_hat"]],
-        "min bulk ESS": [f"{v:.0f}" for v in diag["ess_bulk"]],
-        "min tail ESS": [f"{v:.0f}" for v in diag["ess_tail"]],
-        "within bounds": ["yes" if v else "NO" for v in diag["ok"]],
-    })
+    internal = [v for v in diag.index if _is_internal(v)]
+    order = list(_DIAGNOSED_LABELS)
+    shown = sorted((v for v in diag.index if v not in internal),
+                   key=lambda v: order.index(v) if v in order else len(order))
     _, numbers = _diagnostic_phrase(fit)
     criteria = (f"R-hat \u2264 {RHAT_MAX}, bulk and tail ESS \u2265 {ESS_MIN}, no divergent "
                 "transitions")
@@ -426,7 +491,25 @@ def _diagnostics_html(fit: FitResult) -> str:
                   "default" if info.get("target_accept") is None else info["target_accept"],
                   info.get("wall_seconds", "")],
     })
-    return verdict + _html_table(settings) + _html_table(shown)
+    main = _html_table(_diagnostic_rows(diag, shown, _DIAGNOSED_LABELS))
+    note = ("Per parameter; for a vector, the worst of its elements."
+            + (f" The sampler's own coordinates ({', '.join(internal)}) are in the appendix."
+               if internal else ""))
+    return (verdict + _html_table(settings) + f"<p class=\"note\">{_esc(note)}</p>"
+            + f"<div id=\"diagnostics\">{main}</div>")
+
+
+def _sampling_appendix_html(fit: FitResult) -> str:
+    """Diagnostics of the coordinates the sampler works on (empty when there are none)."""
+    diag = fit.diagnostics()
+    internal = [v for v in diag.index if _is_internal(v)]
+    if not internal:
+        return ""
+    bad = [v for v in internal if not diag.loc[v, "ok"]]
+    note = _INTERNAL_NOTE + (f" Out of bounds here: {', '.join(bad)}." if bad else "")
+    table = _html_table(_diagnostic_rows(diag, internal, _INTERNAL_LABELS))
+    return (f"<p class=\"note\">{_esc(note)}</p>"
+            f"<div id=\"diagnostics-internal\">{table}</div>")
 
 
 def _model_html(fit: FitResult) -> str:
@@ -520,11 +603,13 @@ def write_report(
     """Write a self-contained HTML report of a fit, with its tables, into a folder.
 
     The report holds: the caveat, a data overview, the model and its priors, sampler settings
-    and the diagnostics verdict (R-hat <= 1.01, ESS >= 400, no divergence), generated methods
-    and results paragraphs, the publication tables, and the figures (embedded PNG): patient
-    trajectories, per-patient slowing, per-cycle slowing, responders, interval effect, trace
-    and posterior predictive check; last, the classical per-patient least-squares analysis
-    beside the Bayesian calls (:func:`slopeshift.classical.side_by_side`).
+    and the diagnostics verdict (R-hat <= 1.01, ESS >= 400, no divergence) with a table of the
+    model's parameters, generated methods and results paragraphs, the publication tables, and
+    the figures (embedded PNG): patient trajectories, per-patient slowing, per-cycle slowing,
+    responders, interval effect, trace and posterior predictive check; then the classical
+    per-patient least-squares analysis beside the Bayesian calls
+    (:func:`slopeshift.classical.side_by_side`); last, in an appendix, the diagnostics of the
+    coordinates the sampler works on (such as ``log_sd_effects``), with what they are.
 
     Parameters
     ----------
@@ -585,7 +670,8 @@ def write_report(
     traj_caption = (
         f"Observed {spec.label} scores (points), posterior mean trajectory (line) with 50% and "
         "95% bands, and injections (dashed lines); months since each patient's first injection"
-        " (untreated patients: since their last visit)."
+        " (untreated patients: relative to their last visit, labelled on their panel). Every "
+        "panel has the same y range, so slopes compare by eye."
         + (f" The first {len(shown)} of {len(ids)} patients are shown." if len(shown) < len(ids)
            else "")
     )
@@ -602,15 +688,17 @@ def write_report(
          lambda: plots.plot_responders(fit, c)),
         ("Injection interval",
          "Predicted population slowing (% of the pre-treatment rate) against the injection "
-         "interval, with its 95% band; ticks: intervals of the observed cycles.",
+         "interval, with its 95% band, over the range of the observed intervals (ticks: the "
+         "intervals of the observed cycles); beyond it, dashed with a lighter band, the "
+         "straight line is extrapolated.",
          lambda: plots.plot_interval_effect(fit, threshold=c)),
         ("Posterior predictive check",
          "Empirical distribution of the observed scores against scores replicated from the "
          "posterior (ECDF, left; histogram, right).",
          lambda: plots.plot_ppc(fit, random_seed=random_seed)),
         ("Sampler traces",
-         "Per-chain distributions (left) and traces (right) of the population parameters; "
-         "chains should overlap and look like stationary noise.",
+         "Per-chain densities (left) and traces (right) of the population parameters, drawn "
+         "by ArviZ; chains should overlap and look like stationary noise.",
          lambda: plots.plot_trace(fit)),
     ]
     if len(ids) <= _MAX_FOREST:
@@ -651,6 +739,9 @@ def write_report(
         "<h2>8. Software</h2>", _html_table(version_table),
         "<h2>9. Classical analysis (per-patient least squares)</h2>", _classical_html(fit, c),
     ]
+    appendix = _sampling_appendix_html(fit)
+    if appendix:
+        body += ["<h2>Appendix. Diagnostics of the sampler's coordinates</h2>", appendix]
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
