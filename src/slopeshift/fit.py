@@ -409,6 +409,21 @@ class FitResult:
         return side_by_side(result, self.patients(threshold), threshold)
 
     # ------------------------------------------------------------------ outputs
+    def refit(self, **changes) -> FitResult:
+        """Refit the same data with options changed; see :func:`slopeshift.sensitivity.refit`."""
+        from slopeshift.sensitivity import refit
+
+        return refit(self, **changes)
+
+    def sensitivity(self, alternatives: Sequence[str] | None = None,
+                    threshold: float = 0.25) -> pd.DataFrame:
+        """The headline under named alternatives (jumps, sceptical and wide priors, no natural
+        change), refitted with the same settings; see :func:`slopeshift.sensitivity.sensitivity`.
+        """
+        from slopeshift.sensitivity import sensitivity
+
+        return sensitivity(self, alternatives, threshold)
+
     def report(self, out_dir: str | Path, threshold: float = 0.25, **kwargs) -> Path:
         """Write ``report.html`` (figures embedded) and the publication tables to ``out_dir``.
 

@@ -1,0 +1,74 @@
+"""Refits under named alternatives (sensitivity of the headline)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from slopeshift.sensitivity import ALTERNATIVES, alternative_options, refit_model
+
+
+def _config(**over):
+    cfg = {"parameterization": "ratio", "jump": False, "drift": True,
+           "priors": {"rho_cycle": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
+                      "sd_patient": {"dist": "HalfNormal", "sigma": 0.3},
+                      "sd_patient_cycle": {"dist": "HalfNormal", "sigma": 0.2}}}
+    return cfg | over
+
+
+def test_alternatives_change_what_they_say():
+    cfg = _config()
+    assert alternative_options(cfg, "jumps allowed") == {"jump": True}
+    assert alternative_options(cfg, "sceptical prior")["priors"]["rho_cycle"]["sigma"] == 0.25
+    wide = alternative_options(cfg, "wide priors")["priors"]
+    assert wide["rho_cycle"]["sigma"] == 1.0
+    assert wide["sd_patient"]["sigma"] == pytest.approx(0.9)
+    assert wide["sd_patient_cycle"]["sigma"] == pytest.approx(0.6)
+    assert alternative_options(cfg, "no natural change") == {
+        "drift": False, "enrolment": None, "floors": "include"}
+    # the primary config is not modified
+    assert cfg["priors"]["rho_cycle"]["sigma"] == 0.5
+    with pytest.raises(ValueError, match="unknown alternative"):
+        alternative_options(cfg, "optimistic")
+    assert set(ALTERNATIVES) == {"jumps allowed", "sceptical prior", "wide priors",
+                                 "no natural change"}
+
+
+def test_refit_model_changes_options_and_keeps_the_other_priors(small_fit):
+    sceptical = refit_model(small_fit, **alternative_options(small_fit.config,
+                                                             "sceptical prior"))
+    assert sceptical.priors["rho_cycle"].params == {"mu": 0.0, "sigma": 0.25}
+    assert sceptical.priors["mu_beta"].to_dict() == small_fit.config["priors"]["mu_beta"]
+    assert sceptical.config["drift"] and sceptical.config["effects"] == "marginal"
+    # without drift: no drift priors, and the wide mu_beta/sd_beta of that model
+    old = refit_model(small_fit, **alternative_options(small_fit.config, "no natural change"))
+    assert not old.config["drift"] and "sd_drift" not in old.priors
+    assert old.priors["mu_beta"].params == {"mu": -1.0, "sigma": 1.0}
+    assert old.config["floors"] == "include" and old.config["enrolment"] is None
+
+
+@pytest.mark.slow  # a refit: compiles and samples a second model
+def test_sceptical_prior_pulls_the_headline_toward_zero(small_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = small_fit.sensitivity(alternatives=["sceptical prior"])
+    assert table["analysis"].tolist() == ["primary", "sceptical prior"]
+    assert "rho_cycle Normal(mu=0, sigma=0.25)" in table.loc[1, "changes"]
+    primary, sceptical = table["rho_bar_mean"]
+    assert primary > 0 and 0 < sceptical < primary
+    assert table.loc[0, "shift"] == 0.0
+    assert table.loc[1, "shift"] == pytest.approx(sceptical - primary)
+    assert table["n_evaluable"].tolist() == [17, 17]
+
+
+@pytest.mark.slow
+def test_refit_keeps_the_data_settings_and_other_priors(small_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = small_fit.refit(jump=True)
+    assert other.config["jump"] and other.config["effects"] == "marginal"
+    assert other.fit_info["draws"] == small_fit.fit_info["draws"]
+    assert other.fit_info["random_seed"] == small_fit.fit_info["random_seed"]
+    assert other.config["priors"]["mu_beta"] == small_fit.config["priors"]["mu_beta"]
+    assert "jump_patient" in other.posterior
