@@ -72,3 +72,40 @@ def test_refit_keeps_the_data_settings_and_other_priors(small_fit):
     assert other.fit_info["random_seed"] == small_fit.fit_info["random_seed"]
     assert other.config["priors"]["mu_beta"] == small_fit.config["priors"]["mu_beta"]
     assert "jump_patient" in other.posterior
+
+
+def _table():
+    import pandas as pd
+
+    return pd.DataFrame({
+        "analysis": ["primary", "jumps allowed"], "changes": ["as fitted", "jump=True"],
+        "rho_bar_mean": [0.267, 0.308], "rho_bar_ci_2.5": [0.021, 0.039],
+        "rho_bar_ci_97.5": [0.48, 0.532], "shift": [0.0, 0.041], "p_gt_0": [0.984, 0.986],
+        "p_gt_0.25": [0.58, 0.701], "responders_median": [10, 11], "n_evaluable": [17, 17],
+        "max_r_hat": [1.006, 1.004], "healthy": [True, False]})
+
+
+def test_sensitivity_prints_in_percent():
+    from slopeshift.sensitivity import format_sensitivity
+
+    out = format_sensitivity(_table(), 0.25)
+    assert out.loc[1, "Population slowing, % (95% CrI)"] == "30.8 (3.9 to 53.2)"
+    assert out.loc[1, "Shift, percentage points"] == "+4.1"
+    assert out.loc[1, "P(slowing > 25%)"] == "0.70"
+    assert out["Responders"].tolist() == ["10/17", "11/17"]
+    assert out["Sampling"].tolist() == ["healthy", "check"]
+
+
+def test_report_shows_a_given_sensitivity_table(small_fit, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from slopeshift.report import write_report
+
+    path = write_report(small_fit, tmp_path, sensitivity=_table())
+    html = path.read_text()
+    assert "10. Sensitivity of the headline" in html and "jumps allowed" in html
+    assert (tmp_path / "sensitivity_formatted.csv").is_file()
+    # without it, no section (and no refit)
+    plain = write_report(small_fit, tmp_path / "plain").read_text()
+    assert "Sensitivity of the headline" not in plain

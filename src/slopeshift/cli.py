@@ -415,6 +415,10 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-report", action="store_true",
                    help="skip the HTML report and the formatted tables in OUT/report/ "
                         "(default: off)")
+    g.add_argument("--sensitivity", action="store_true",
+                   help="add to the report how the headline moves with jumps allowed, a "
+                        "sceptical and a wide prior, and without natural change: four refits, "
+                        "each as long as the main fit (default: off)")
 
 
 def _out_help(default: str) -> str:
@@ -472,6 +476,10 @@ def _build_parser() -> argparse.ArgumentParser:
                           "0.25 (25%% slower decline) (default: %(default)s)")
     rep.add_argument("--seed", type=int, default=0,
                      help="seed of the posterior predictive check (default: %(default)s)")
+    rep.add_argument("--sensitivity", action="store_true",
+                     help="add how the headline moves with jumps allowed, a sceptical and a "
+                          "wide prior, and without natural change: four refits of the saved "
+                          "fit's data with its settings (default: off)")
     rep.add_argument("--quiet", action="store_true",
                      help="no stage lines on stderr (default: off)")
     return ap
@@ -517,7 +525,7 @@ def _fit_and_report(data: TrialData, args: argparse.Namespace, out: Path,
     if not args.no_report:
         _use_agg()
         _stage(args, "building report ...")
-        html = fit.report(out / "report", args.threshold[0])
+        html = fit.report(out / "report", args.threshold[0], sensitivity=args.sensitivity)
         print(f"Report: {html} (formatted tables: {out / 'report'}/<table>_formatted.csv)")
     print(f"Done in {time.perf_counter() - t0:.0f} s.")
     return fit
@@ -536,7 +544,8 @@ def _run(args: argparse.Namespace) -> None:
 
         fit = FitResult.load(args.fit)
         _stage(args, "building report ...")
-        path = write_report(fit, args.out, args.threshold, random_seed=args.seed)
+        path = write_report(fit, args.out, args.threshold, random_seed=args.seed,
+                            sensitivity=args.sensitivity)
         print(f"Wrote {path} and the formatted tables (<table>_formatted.csv, <table>.md, "
               f"<table>.tex) to {args.out}/")
         return

@@ -599,6 +599,7 @@ def write_report(
     random_seed: int = 0,
     max_patients: int = 24,
     dpi: int = 110,
+    sensitivity: pd.DataFrame | bool = False,
 ) -> Path:
     """Write a self-contained HTML report of a fit, with its tables, into a folder.
 
@@ -625,6 +626,10 @@ def write_report(
         Patients drawn in the trajectory figure (the first ones, in id order).
     dpi : int, default 110
         Resolution of the embedded figures (dots per inch).
+    sensitivity : pandas.DataFrame or bool, default False
+        Add a section on how the headline moves under other analyses: a table from
+        :meth:`FitResult.sensitivity`, or True to compute it here (refits the model four times:
+        jumps allowed, sceptical and wide priors, no natural change).
 
     Returns
     -------
@@ -739,6 +744,22 @@ def write_report(
         "<h2>8. Software</h2>", _html_table(version_table),
         "<h2>9. Classical analysis (per-patient least squares)</h2>", _classical_html(fit, c),
     ]
+    if sensitivity is not False:
+        from slopeshift.sensitivity import format_sensitivity
+
+        raw = fit.sensitivity(threshold=c) if sensitivity is True else sensitivity
+        sens = format_sensitivity(raw, c)
+        export_table(sens, out / "sensitivity_formatted.csv", caption="Sensitivity",
+                     label="tab:sensitivity")
+        body += [
+            "<h2>10. Sensitivity of the headline</h2>",
+            "<p>How the population slowing over all cycles moves when the analysis changes: "
+            "acute jumps at injections allowed (a gain right after an injection is then not "
+            "slowing), a sceptical and a wide prior on the slowing, and the model without "
+            "natural change (the run-in rate carried forward, as classical analyses assume)."
+            "</p>",
+            _html_table(sens), f"<p class=\"note\">{_esc(sens.attrs['note'])}</p>",
+        ]
     appendix = _sampling_appendix_html(fit)
     if appendix:
         body += ["<h2>Appendix. Diagnostics of the sampler's coordinates</h2>", appendix]

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from slopeshift.fit import FitResult
     from slopeshift.model import SlopeShiftModel
 
-__all__ = ["ALTERNATIVES", "alternative_options", "refit", "refit_model", "sensitivity"]
+__all__ = ["ALTERNATIVES", "alternative_options", "format_sensitivity", "refit", "refit_model",
+           "sensitivity"]
 
 #: The named alternatives of :func:`sensitivity`, in order.
 ALTERNATIVES = ("jumps allowed", "sceptical prior", "wide priors", "no natural change")
@@ -190,4 +191,46 @@ def sensitivity(fit: FitResult, alternatives: Sequence[str] | None = None,
         "Refits of the same data with the primary fit's sampler settings and seed. rho_bar: "
         "the population slowing over all cycles at the intervals the patients had (fraction "
         "of the pre-treatment rate); shift: its change from the primary fit.")
+    return out
+
+
+def format_sensitivity(table: pd.DataFrame, threshold: float = 0.25) -> pd.DataFrame:
+    """The sensitivity table for print: percent of the pre-treatment rate, one decimal.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`sensitivity`.
+    threshold : float, default 0.25
+        The responder threshold the table was made with (fraction).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Formatted strings: ``Analysis``, ``Changes``, ``Population slowing, % (95% CrI)``,
+        ``Shift, percentage points``, ``P(slowing > 0)``, ``P(slowing > <c>%)``,
+        ``Responders`` (posterior median / evaluable) and ``Sampling`` ("healthy" or "check").
+    """
+    from slopeshift.tables import format_estimate, format_probability
+
+    pc = f"P(slowing > {100 * threshold:g}%)"
+    rows = []
+    for _, r in table.iterrows():
+        rows.append({
+            "Analysis": r["analysis"],
+            "Changes": r["changes"],
+            "Population slowing, % (95% CrI)": format_estimate(
+                r["rho_bar_mean"], r["rho_bar_ci_2.5"], r["rho_bar_ci_97.5"], 1, scale=100.0),
+            "Shift, percentage points": f"{100 * r['shift']:+.1f}",
+            "P(slowing > 0)": format_probability(r["p_gt_0"]),
+            pc: format_probability(r[f"p_gt_{threshold:g}"]),
+            "Responders": f"{int(r['responders_median'])}/{int(r['n_evaluable'])}",
+            "Sampling": "healthy" if r["healthy"] else "check",
+        })
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = (
+        "Each alternative refits the same data with the primary fit's sampler settings and "
+        "seed. Population slowing over all cycles at the intervals the patients had; shift: "
+        "change from the primary analysis. Responders: posterior median number of patients "
+        "whose overall slowing exceeds the threshold / patients evaluable.")
     return out
