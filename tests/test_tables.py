@@ -42,8 +42,13 @@ def test_formatters_round_and_never_print_certainty():
 def test_population_table_rounds_the_fit_summary(small_fit):
     df = population_table(small_fit, 0.25)
     num = small_fit.population(0.25)
-    assert list(df.columns) == ["Quantity", "Slowing, % (95% CrI)", "P(slowing > 0)",
+    assert list(df.columns) == ["Quantity", "Role", "Slowing, % (95% CrI)", "P(slowing > 0)",
                                 "P(slowing > 25%)"]
+    # the primary estimand first, per-cycle rows exploratory
+    n_k = len(small_fit.design["cycle"])
+    assert df["Role"].tolist() == (["primary"] + ["exploratory"] * n_k + ["secondary"]
+                                   + ["exploratory"] * n_k + ["secondary"])
+    assert num.set_index("quantity").loc["rho_bar_given", "role"] == "primary"
     cycles = small_fit.design["cycle"].values
     given = num.attrs["given_interval"]
     # first at the intervals the patients had, then at the reference interval
@@ -56,15 +61,15 @@ def test_population_table_rounds_the_fit_summary(small_fit):
         + [f"Cycle {k}, at a 3-month interval" for k in cycles]
         + ["New patient (predictive), at a 3-month interval"])
     first = num.set_index("quantity").loc["rho_bar_given"]
-    assert df.iloc[0, 1] == (f"{100 * first['mean']:.1f} ({100 * first['ci_2.5']:.1f} to "
+    assert df.iloc[0, 2] == (f"{100 * first['mean']:.1f} ({100 * first['ci_2.5']:.1f} to "
                              f"{100 * first['ci_97.5']:.1f})")
-    assert all(ESTIMATE_1.match(v) for v in df.iloc[:, 1])
-    assert all(PROB_2.match(v) for v in df.iloc[:, 2:].to_numpy().ravel())
+    assert all(ESTIMATE_1.match(v) for v in df.iloc[:, 2])
+    assert all(PROB_2.match(v) for v in df.iloc[:, 3:].to_numpy().ravel())
     assert CAVEAT in df.attrs["note"]
     whole = population_table(small_fit, 0.25, pct_decimals=0, prob_decimals=3)
-    assert not any("." in v for v in whole.iloc[:, 1])
+    assert not any("." in v for v in whole.iloc[:, 2])
     assert all(re.match(r"^(<0\.001|>0\.999|0\.\d{3})$", v)
-               for v in whole.iloc[:, 2:].to_numpy().ravel())
+               for v in whole.iloc[:, 3:].to_numpy().ravel())
 
 
 def test_cycle_table_responders_in_trial_form(small_fit):

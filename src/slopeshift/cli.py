@@ -127,9 +127,12 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
             q = r["quantity"]
             if ("_given" in q) != given:
                 continue
-            name = {"rho_bar": "all cycles", "rho_bar_given": "all cycles",
+            name = {"rho_bar": "all cycles", "rho_bar_given": "all cycles*",
                     "new_patient": "a new patient"}.get(q) or "cycle " + q.split("[")[1][:-1]
             lines.append(f"    {name:<14}{_fmt_row(r, c)}")
+    lines.append("  * primary estimand (declared before the data: the slowing over all cycles at "
+                 f"the intervals the patients had, P(> {_pct_label(c)})); per-cycle rows are "
+                 "exploratory")
     lines.append("")
     unit_one, unit = _interval_units(fit)
     iv = fit.interval_effect(threshold=c)

@@ -315,8 +315,8 @@ def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
     ref = pop.loc["rho_bar"]
     g_ref = f"{fit.population(c).attrs.get('interval_ref', 3.0):g}"
     s.append(
-        f"Relative to each patient's natural rate, decline slowed by {_pct_ci(bar)} over all "
-        "cycles, at the intervals the patients had "
+        "Primary estimand: relative to each patient's natural rate, decline slowed by "
+        f"{_pct_ci(bar)} over all cycles, at the intervals the patients had "
         f"({_p_phrase('P(slowing > 0)', bar['p_gt_0'])}; "
         f"{_p_phrase(f'P(slowing > {pct})', bar[pcol])}); at a {g_ref}-month interval it "
         f"would be {_pct_ci(ref)} ({_p_phrase(f'P(slowing > {pct})', ref[pcol])})."
@@ -327,7 +327,7 @@ def results_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
         per.append(f"{_pct_ci(pop.loc[f'rho_cycle_given[{k}]'])} in cycle {k}")
         r = counts.loc[f"cycle {k}"]
         resp.append(f"{r['label']} (95% CrI {r['ci_2.5']} to {r['ci_97.5']}) in cycle {k}")
-    s.append(f"Population slowing was {'; '.join(per)}.")
+    s.append(f"Per cycle (exploratory), population slowing was {'; '.join(per)}.")
     s.append(f"The posterior median numbers of responders (slowing > {pct}) among the patients "
              f"evaluable in each cycle were {'; '.join(resp)}.")
     r = counts.loc["overall"]

@@ -30,6 +30,8 @@ __all__ = [
     "patient_table",
     "population_table",
     "responder_table",
+    "PRIMARY_ESTIMAND",
+    "estimand_role",
     "slope_change_draws",
     "slowing_table",
 ]
@@ -404,9 +406,14 @@ def population_table(
         ``rho_bar_given`` and ``rho_cycle_given[k]``: the same at the intervals the patients
         actually had (each cycle at its own mean interval; what the trial delivered, and
         the better-determined number, since the data identify each cycle at its own interval).
-        Columns ``quantity``, ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5``, ``p_gt_0``,
-        ``p_gt_<c>``; ``attrs["interval_ref"]`` (months) and ``attrs["given_interval"]``
-        (each cycle's mean interval, months; NaN without one).
+        Columns ``quantity``, ``role``, ``mean``, ``sd``, ``ci_2.5``, ``ci_97.5``,
+        ``p_gt_0``, ``p_gt_<c>``; ``attrs["interval_ref"]`` (months),
+        ``attrs["given_interval"]`` (each cycle's mean interval, months; NaN without one) and
+        ``attrs["primary"]`` (:data:`PRIMARY_ESTIMAND`, in words). ``role`` is "primary" for
+        ``rho_bar_given`` (the primary estimand: the population slowing over all cycles at the
+        intervals the patients had, read as P(rho_bar > threshold)), "secondary" for the same
+        at the reference interval and for a new patient, and "exploratory" for each cycle:
+        a trial is not powered for four cycle-wise claims.
     """
     th = _thresholds(threshold)
     post = _posterior(idata)
@@ -421,11 +428,28 @@ def population_table(
     per["quantity"] = [f"rho_cycle_given[{k}]" for k in per.pop("cycle")]
     parts.append(per)
     out = pd.concat(parts, ignore_index=True)
-    out = out[["quantity"] + [c for c in out.columns if c != "quantity"]]
+    out["role"] = [estimand_role(q) for q in out["quantity"]]
+    out = out[["quantity", "role"] + [c for c in out.columns if c not in ("quantity", "role")]]
     out.attrs["note"] = CAVEAT
     out.attrs["interval_ref"] = g_ref
     out.attrs["given_interval"] = g_mean
+    out.attrs["primary"] = PRIMARY_ESTIMAND
     return out
+
+
+#: The primary estimand, declared before the data are seen (the population table's "primary"
+#: row; per-cycle results are exploratory).
+PRIMARY_ESTIMAND = ("the population slowing over all cycles, at the intervals the patients "
+                    "had (rho_bar_given), exceeding the responder threshold")
+
+
+def estimand_role(quantity: str) -> str:
+    """"primary", "secondary" or "exploratory" for a row of :func:`population_table`."""
+    if quantity == "rho_bar_given":
+        return "primary"
+    if quantity in ("rho_bar", "new_patient"):
+        return "secondary"
+    return "exploratory"
 
 
 def given_interval_draws(idata: xr.DataTree) -> tuple[xr.DataArray, xr.DataArray, float, list]:

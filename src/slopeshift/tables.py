@@ -204,7 +204,9 @@ def population_table(
     Returns
     -------
     pandas.DataFrame
-        Columns ``Quantity``, ``Slowing, % (95% CrI)``, ``P(slowing > 0)``,
+        Columns ``Quantity``, ``Role`` ("primary": the primary estimand, the slowing over all
+        cycles at the intervals the patients had; "secondary"; "exploratory": each cycle),
+        ``Slowing, % (95% CrI)``, ``P(slowing > 0)``,
         ``P(slowing > <c>%)``; first the slowing at the intervals the patients had: "All
         cycles" (rho_bar, the cycle slowings weighted by the patient-months observed in each)
         and "Cycle k (mean interval g months)"; then the same "at a <g_ref>-month interval"
@@ -225,6 +227,7 @@ def population_table(
         label = labels[r["quantity"]]
         rows.append({
             "Quantity": label,
+            "Role": r["role"],
             "Slowing, % (95% CrI)": _pct_estimate(r, pct_decimals),
             "P(slowing > 0)": format_probability(r["p_gt_0"], prob_decimals),
             pc: format_probability(r[f"p_gt_{c:g}"], prob_decimals),
@@ -235,7 +238,9 @@ def population_table(
         "halted). All cycles: cycle slowings weighted by the patient-months observed in each. "
         "First at the intervals the patients had (each cycle at its mean interval; an open last "
         "cycle without a known interval at the reference interval), then at the reference "
-        "interval. New patient: predictive slowing of a patient not in the trial.", _CRI)
+        "interval. New patient: predictive slowing of a patient not in the trial. Primary: "
+        "the primary estimand, the slowing over all cycles at the intervals the patients had, "
+        "with P(slowing > threshold); per-cycle results are exploratory.", _CRI)
     return out
 
 
