@@ -668,6 +668,24 @@ def test_from_csv_errors_point_at_line_numbers(tmp_path):
         "visits.csv line 7 (patient B): column 'alsfrs_r': ALSFRS-R total out of range")
 
 
+def test_from_csv_problems_are_listed_in_file_order(tmp_path):
+    # an out-of-range score on line 2, an unreadable time on line 3, a missing score on line 5,
+    # a non-numeric score on line 6: found by different checks, listed by line
+    v = write(
+        tmp_path / "visits.csv",
+        "patient,time,alsfrs_r\nA,0,99\nA,soon,39\nA,4,38\nA,6,\nA,8,x\n",
+    )
+    i = write(tmp_path / "inj.csv", "patient,time\nA,2\n")
+    with pytest.raises(DataValidationError) as e:
+        TrialData.from_csv(v, i)
+    found = [re.match(r"visits\.csv lines? (\d+)", p) for p in problems_of(e)]
+    assert all(found), problems_of(e)
+    lines = [int(m.group(1)) for m in found]
+    assert lines == [2, 3, 5, 6], problems_of(e)
+    # a column of months with one unreadable value: that value is the problem
+    assert "line 3 (patient A): column 'time' must be a number of months" in problems_of(e)[1]
+
+
 def test_from_csv_line_numbers_in_injections_and_patients(tmp_path):
     v = write(tmp_path / "v.csv", "patient,time,alsfrs_r\nA,0,40\nA,2,39\nA,4,38\n")
     i = write(tmp_path / "i.csv", "patient,time\nA,2\nA,2\n")

@@ -8,6 +8,7 @@ their months are counted from their last visit, so all their times are <= 0.
 from __future__ import annotations
 
 import csv
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,8 +77,15 @@ def outcome_spec(outcome: str) -> OutcomeSpec:
     return OutcomeSpec(outcome, outcome, "units", None, (None, None), False)
 
 
+_WHERE = re.compile(r"^(?P<table>.+?) (?:line|row)s? (?P<first>\d+)")
+
+
 class _Problems:
-    """Collects every problem found in the input, to raise them together."""
+    """Collects every problem found in the input, to raise them together in file order.
+
+    Problems are listed table by table (in the order the tables were first named), within a
+    table the whole-table ones first, then by the first line or row they name.
+    """
 
     def __init__(self) -> None:
         self.errors: list[str] = []
@@ -85,9 +93,19 @@ class _Problems:
     def add(self, msg: str) -> None:
         self.errors.append(msg)
 
+    def _ordered(self) -> list[str]:
+        tables: dict[str, int] = {}
+        keys = []
+        for pos, msg in enumerate(self.errors):
+            m = _WHERE.match(msg)
+            table = m.group("table") if m else msg.split(":", 1)[0]
+            rank = tables.setdefault(table, len(tables))
+            keys.append((rank, int(m.group("first")) if m else -1, pos))
+        return [msg for _, msg in sorted(zip(keys, self.errors, strict=True))]
+
     def raise_if_any(self) -> None:
         if self.errors:
-            raise DataValidationError(self.errors)
+            raise DataValidationError(self._ordered())
 
 
 def _rows(labels: Sequence, limit: int = 8) -> str:
@@ -136,8 +154,14 @@ def _parse_times(
         if as_num.notna().sum() >= raw.notna().sum():
             kind, parsed = "months", as_num.astype(float)
         else:
-            kind = "date"
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+            # mostly numbers with a few unreadable values: months, and those values are the
+            # problem (not every number read as a bad date)
+            as_date = pd.to_datetime(raw.where(as_num.isna()), errors="coerce", format="mixed")
+            if as_num.notna().sum() >= as_date.notna().sum():
+                kind, parsed = "months", as_num.astype(float)
+            else:
+                kind = "date"
+                parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
     bad = parsed.isna()
     if kind == "months":
         bad |= ~np.isfinite(parsed.to_numpy(dtype=float, na_value=np.nan))
