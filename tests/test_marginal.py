@@ -90,6 +90,17 @@ def _latent_map(model, p, i):
     return X, mu, M, m, natural
 
 
+def _conditional(model, p, i):
+    """Plain Gaussian conditioning of patient i's effects xi on the scores: mean, covariance,
+    the loading map M and (m, natural) of :func:`_latent_map`."""
+    k = model._constants()
+    X, mu, M, m, natural = _latent_map(model, p, i)
+    r = k["y"][k["p_idx"] == i] - mu
+    prec = np.eye(M.shape[1]) + M.T @ X.T @ X @ M / p["sigma"] ** 2
+    cov = np.linalg.inv(prec)
+    return cov @ M.T @ X.T @ r / p["sigma"] ** 2, cov, M, m, natural
+
+
 def _posterior(model, p, n_draws=1):
     dims = {"alpha": ("patient",), "beta_pre": ("patient",)}
     out = {}
@@ -147,12 +158,8 @@ def test_conditional_draws_match_gaussian_conditioning(trial, drift):
     post = _posterior(model, p, n_draws)
     effects, _ = model.draw_effects(post, random_seed=5)
     i = 0  # a treated patient with several cycles
-    X, mu, M, m, natural = _latent_map(model, p, i)
+    mean, cov, M, m, natural = _conditional(model, p, i)
     n_k = k["has"].shape[1]
-    r = k["y"][k["p_idx"] == i] - mu
-    prec = np.eye(M.shape[1]) + M.T @ X.T @ X @ M / p["sigma"] ** 2
-    cov = np.linalg.inv(prec)
-    mean = cov @ M.T @ X.T @ r / p["sigma"] ** 2
     has = k["has"][i]
     # the slowing effects (z_ik, z_i), and the cycles' drift, against Gaussian conditioning
     cols = list(range(n_k + 1))
@@ -186,12 +193,8 @@ def test_conditional_jump_draws_match_gaussian_conditioning(trial):
     n_draws = 20000
     effects, _ = model.draw_effects(_posterior(model, p, n_draws), random_seed=6)
     i = 0
-    X, mu, M, _, _ = _latent_map(model, p, i)
+    mean, cov, M, _, _ = _conditional(model, p, i)
     n_k = k["has"].shape[1]
-    r = k["y"][k["p_idx"] == i] - mu
-    prec = np.eye(M.shape[1]) + M.T @ X.T @ X @ M / p["sigma"] ** 2
-    cov = np.linalg.inv(prec)
-    mean = cov @ M.T @ X.T @ r / p["sigma"] ** 2
     cell = k["has"][i] & (k["effect"][i] > 0)
     cols = [M.shape[1] - n_k + j for j in range(n_k) if cell[j]]
     got = effects["jump_patient"].values[0, :, i, cell]
