@@ -19,6 +19,7 @@ Each refit costs about as much as the primary fit.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +36,6 @@ __all__ = ["ALTERNATIVES", "alternative_options", "format_sensitivity", "refit",
 
 #: The named alternatives of :func:`sensitivity`, in order.
 ALTERNATIVES = ("jumps allowed", "sceptical prior", "wide priors", "no natural change")
-
-# options of SlopeShiftModel stored in FitResult.config (everything but the priors)
-_OPTIONS = ("parameterization", "interval", "interval_ref", "covariates", "jump", "likelihood",
-            "censored", "effects", "drift", "enrolment", "floors", "planned_interval",
-            "flat_runin")
-
 
 def _scaled(prior: Mapping, factor: float) -> dict:
     """A prior dict with its scale parameter (sigma) multiplied by ``factor``."""
@@ -87,7 +82,10 @@ def refit_model(fit: FitResult, **changes: Any) -> SlopeShiftModel:
     from slopeshift.model import SlopeShiftModel
 
     cfg = fit.config
-    options = {k: cfg[k] for k in _OPTIONS if k in cfg}
+    # every option of SlopeShiftModel stored in the config (all but the data and the priors)
+    names = [n for n in inspect.signature(SlopeShiftModel).parameters if n not in ("data",
+                                                                                  "priors")]
+    options = {k: cfg[k] for k in names if k in cfg}
     new_priors = dict(changes.pop("priors", {}))
     options |= changes
     if "effects" not in changes:
