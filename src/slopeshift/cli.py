@@ -28,7 +28,7 @@ from slopeshift.model import SlopeShiftModel
 from slopeshift.priors import Prior, required_keys
 from slopeshift.simulate import example_trial
 from slopeshift.summaries import CAVEAT, natural_history_note
-from slopeshift.tables import _interval_units, format_estimate, responder_counts
+from slopeshift.tables import format_estimate, interval_units, responder_counts
 
 __all__ = ["headline", "main", "write_tables"]
 
@@ -134,7 +134,7 @@ def headline(fit: FitResult, threshold: float = 0.25) -> str:
                  f"the intervals the patients had, P(> {_pct_label(c)})); per-cycle rows are "
                  "exploratory")
     lines.append("")
-    unit_one, unit = _interval_units(fit)
+    unit_one, unit = interval_units(fit)
     iv = fit.interval_effect(threshold=c)
     th = iv.iloc[0]
     lines.append(

@@ -30,9 +30,9 @@ from matplotlib.ticker import MaxNLocator
 
 from slopeshift.predict import predictive_scores, trajectory_bands
 from slopeshift.tables import (
-    _interval_units,
     format_estimate,
     format_probability,
+    interval_units,
     responder_counts,
 )
 
@@ -604,7 +604,7 @@ def plot_interval_effect(
     else:
         ax.text(0.02, 0.03, "No cycle has an observed interval: all of it is extrapolation.",
                 transform=ax.transAxes, fontsize=8, color=_GREY)
-    unit_one, _ = _interval_units(fit)
+    unit_one, _ = interval_units(fit)
     ax.set_title(f"\u03b8 = {100 * theta['mean']:.1f} percentage points per {unit_one} of "
                  f"interval (95% CrI {100 * theta['ci_2.5']:.1f} to "
                  f"{100 * theta['ci_97.5']:.1f}); P(\u03b8 < 0) = "

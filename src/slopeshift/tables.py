@@ -34,6 +34,7 @@ __all__ = [
     "format_number",
     "format_probability",
     "interval_table",
+    "interval_units",
     "patient_table",
     "population_table",
     "responder_counts",
@@ -133,8 +134,19 @@ def _check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
-def _interval_units(fit: FitResult) -> tuple[str, str]:
-    """Singular and plural unit of the interval covariate: months, or the covariate's units."""
+def interval_units(fit: FitResult) -> tuple[str, str]:
+    """Singular and plural unit of the interval covariate: months, or the covariate's units.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted model (its ``interval`` option).
+
+    Returns
+    -------
+    (str, str)
+        ("month", "months") for the built-in intervals, else words naming the column's units.
+    """
     interval = fit.config.get("interval", "cycle_length")
     if interval in ("cycle_length", "since_previous"):
         return "month", "months"
@@ -442,7 +454,7 @@ def interval_table(
     c = _check_threshold(threshold)
     _check_decimals(pct_decimals=pct_decimals, prob_decimals=prob_decimals)
     tab = fit.interval_effect(c, intervals=tuple(float(g) for g in intervals))
-    unit_one, unit = _interval_units(fit)
+    unit_one, unit = interval_units(fit)
     pc = f"P(slowing > {_pct_label(c)})"
     theta = tab.iloc[0]
     rows = [{
