@@ -19,6 +19,8 @@ from slopeshift.marginal import exposure_gram, low_rank_terms
 from slopeshift.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from slopeshift.fit import FitResult
 
 __all__ = ["SlopeShiftModel"]
@@ -763,6 +765,14 @@ class SlopeShiftModel:
         }
 
     # ------------------------------------------------------------------ fitting
+    def prior_predictive(self, draws: int = 4000, random_seed: int = 0,
+                         threshold: float = 0.25) -> pd.DataFrame:
+        """What the priors imply before any score; see
+        :func:`slopeshift.prior_check.prior_predictive`."""
+        from slopeshift.prior_check import prior_predictive
+
+        return prior_predictive(self, draws, random_seed, threshold)
+
     def fit(
         self,
         draws: int = 1000,
