@@ -241,3 +241,24 @@ def test_ratio_starts_never_on_the_wrong_side_of_zero():
     assert ratio[1] == pytest.approx(-2.0)
     additive = SlopeShiftModel(data, parameterization="additive").initial_values()["beta_pre"]
     assert additive[2] == pytest.approx(np.polyfit([-3, -2, -1, 0], [20, 21, 20, 21], 1)[0])
+
+
+def test_additive_slowing_scale_is_the_treated_patients_natural_rate(example_data):
+    """Additive delta_k becomes a fraction of the treated patients' mean natural rate, not of
+    the screened population's mu_beta (enrolment on fast decline makes those differ)."""
+    model = SlopeShiftModel(example_data, parameterization="additive", drift=False)
+    pmm = model.pymc_model
+    point = pmm.initial_point()
+    fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["effect_scale"]])[0],
+                        inputs=pmm.value_vars, on_unused_input="ignore")
+    k = model._constants()
+    beta = point["beta_pre"]
+    natural = beta[:, None] * k["floor_factor"]
+    want = abs((natural * k["effect"]).sum() / k["effect"].sum())
+    assert float(fn(point)) == pytest.approx(want, rel=1e-10)
+    # the patients' rates, not mu_beta: move them and the scale follows
+    point["beta_pre"] = np.linspace(-2.5, -0.5, len(beta))
+    natural = point["beta_pre"][:, None] * k["floor_factor"]
+    want = abs((natural * k["effect"]).sum() / k["effect"].sum())
+    assert float(fn(point)) == pytest.approx(want, rel=1e-10)
+    assert want != pytest.approx(abs(float(point["mu_beta"])), rel=0.01)

@@ -31,8 +31,9 @@ def test_alternatives_change_what_they_say():
     assert cfg["priors"]["rho_cycle"]["sigma"] == 0.5
     with pytest.raises(ValueError, match="unknown alternative"):
         alternative_options(cfg, "optimistic")
+    assert alternative_options(cfg, "additive") == {"parameterization": "additive"}
     assert set(ALTERNATIVES) == {"jumps allowed", "sceptical prior", "wide priors",
-                                 "no natural change"}
+                                 "no natural change", "additive"}
 
 
 def test_refit_model_changes_options_and_keeps_the_other_priors(small_fit):
@@ -46,6 +47,9 @@ def test_refit_model_changes_options_and_keeps_the_other_priors(small_fit):
     assert not old.config["drift"] and "sd_drift" not in old.priors
     assert old.priors["mu_beta"].params == {"mu": -1.0, "sigma": 1.0}
     assert old.config["floors"] == "include" and old.config["enrolment"] is None
+    # additive: its own effect prior replaces rho_cycle's
+    add = refit_model(small_fit, **alternative_options(small_fit.config, "additive"))
+    assert "delta_cycle" in add.priors and "rho_cycle" not in add.priors
 
 
 @pytest.mark.slow  # a refit: compiles and samples a second model

@@ -420,8 +420,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                         "(default: off)")
     g.add_argument("--sensitivity", action="store_true",
                    help="add to the report how the headline moves with jumps allowed, a "
-                        "sceptical and a wide prior, and without natural change: four refits, "
-                        "each as long as the main fit (default: off)")
+                        "sceptical and a wide prior, without natural change and additive: "
+                        "five refits, each as long as the main fit (default: off)")
 
 
 def _out_help(default: str) -> str:
@@ -481,8 +481,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="seed of the posterior predictive check (default: %(default)s)")
     rep.add_argument("--sensitivity", action="store_true",
                      help="add how the headline moves with jumps allowed, a sceptical and a "
-                          "wide prior, and without natural change: four refits of the saved "
-                          "fit's data with its settings (default: off)")
+                          "wide prior, without natural change and additive: five refits of the "
+                          "saved fit's data with its settings (default: off)")
     rep.add_argument("--quiet", action="store_true",
                      help="no stage lines on stderr (default: off)")
     return ap

@@ -417,8 +417,17 @@ class SlopeShiftModel:
             load = -natural * T if ratio else T + 0.0 * natural
 
             # population: patient-month weighted slowing, and a new patient's predictive slowing
-            rho_k = eff_k if ratio else pm.Deterministic(
-                "rho_cycle", eff_k / pt.abs(mu_beta), dims="cycle")
+            if ratio:
+                rho_k = eff_k
+            else:
+                # additive: a change of slope as a fraction of the treated patients' natural
+                # rate (mean over the cells with an effect), not of the screened population's
+                # mean mu_beta, which enrolment on fast decline makes slower than theirs
+                n_eff = float(T.sum())
+                scale = (pt.abs((natural * T).sum() / n_eff) if n_eff > 0
+                         else pt.abs(mu_beta))
+                pm.Deterministic("effect_scale", scale)
+                rho_k = pm.Deterministic("rho_cycle", eff_k / scale, dims="cycle")
             pm.Deterministic("rho_bar", pt.dot(rho_k, k["weights"]))
             z_new = pm.Normal("z_new_patient", 0.0, 1.0, shape=2)
             z_new_cycle = pm.Normal("z_new_cycle", 0.0, 1.0, dims="cycle")

@@ -628,8 +628,8 @@ def write_report(
         Resolution of the embedded figures (dots per inch).
     sensitivity : pandas.DataFrame or bool, default False
         Add a section on how the headline moves under other analyses: a table from
-        :meth:`FitResult.sensitivity`, or True to compute it here (refits the model four times:
-        jumps allowed, sceptical and wide priors, no natural change).
+        :meth:`FitResult.sensitivity`, or True to compute it here (refits the model five times:
+        jumps allowed, sceptical and wide priors, no natural change, additive).
 
     Returns
     -------
@@ -755,8 +755,9 @@ def write_report(
             "<h2>10. Sensitivity of the headline</h2>",
             "<p>How the population slowing over all cycles moves when the analysis changes: "
             "acute jumps at injections allowed (a gain right after an injection is then not "
-            "slowing), a sceptical and a wide prior on the slowing, and the model without "
-            "natural change (the run-in rate carried forward, as classical analyses assume)."
+            "slowing), a sceptical and a wide prior on the slowing, the model without "
+            "natural change (the run-in rate carried forward, as classical analyses assume), "
+            "and the additive parameterisation (a change of slope in points/month)."
             "</p>",
             _html_table(sens), f"<p class=\"note\">{_esc(sens.attrs['note'])}</p>",
         ]

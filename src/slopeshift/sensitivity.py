@@ -12,7 +12,9 @@ beside the primary fit's:
 - ``"wide priors"``: the prior SD of the cycle slowings doubled and the SDs of the patient and
   patient-cycle slowing tripled (default Normal(0, 1), HalfNormal(0.9), HalfNormal(0.6));
 - ``"no natural change"``: the model before natural history was priced in (``drift=False``,
-  ``enrolment=None``, ``floors="include"``): the run-in rate carried forward unchanged.
+  ``enrolment=None``, ``floors="include"``): the run-in rate carried forward unchanged;
+- ``"additive"``: the treatment as a change of slope in points/month with its own priors
+  (``parameterization="additive"``), slowing derived by dividing by the pre-treatment rate.
 
 Each refit costs about as much as the primary fit.
 """
@@ -35,7 +37,8 @@ __all__ = ["ALTERNATIVES", "alternative_options", "format_sensitivity", "refit",
            "sensitivity"]
 
 #: The named alternatives of :func:`sensitivity`, in order.
-ALTERNATIVES = ("jumps allowed", "sceptical prior", "wide priors", "no natural change")
+ALTERNATIVES = ("jumps allowed", "sceptical prior", "wide priors", "no natural change",
+                "additive")
 
 def _scaled(prior: Mapping, factor: float) -> dict:
     """A prior dict with its scale parameter (sigma) multiplied by ``factor``."""
@@ -74,6 +77,9 @@ def alternative_options(config: dict, name: str) -> dict[str, Any]:
                            "sd_patient_cycle": _scaled(priors["sd_patient_cycle"], 3.0)}}
     if name == "no natural change":
         return {"drift": False, "enrolment": None, "floors": "include"}
+    if name == "additive":
+        other = "additive" if config["parameterization"] == "ratio" else "ratio"
+        return {"parameterization": other}
     raise ValueError(f"unknown alternative {name!r}; use one of {list(ALTERNATIVES)}.")
 
 
@@ -156,7 +162,8 @@ def sensitivity(fit: FitResult, alternatives: Sequence[str] | None = None,
         The primary fit.
     alternatives : sequence of str, optional
         Names from :data:`ALTERNATIVES` (default: all of them that differ from ``fit``: "jumps
-        allowed" is skipped for a fit with jumps, "no natural change" for one without drift).
+        allowed" is skipped for a fit with jumps, "no natural change" for one without drift;
+        "additive" switches the parameterisation, whichever ``fit`` used).
     threshold : float, default 0.25
         Responder threshold (fraction of the pre-treatment rate).
 

@@ -484,7 +484,9 @@ def interval_effect_draws(idata: xr.DataTree) -> xr.DataArray:
     post = _posterior(idata)
     d = _design(idata)
     if d.attrs.get("parameterization", "ratio") == "additive":
-        return post["theta"] / np.abs(post["mu_beta"])
+        # the model's scale: the treated patients' mean natural rate (older fits: |mu_beta|)
+        scale = post["effect_scale"] if "effect_scale" in post else np.abs(post["mu_beta"])
+        return post["theta"] / scale
     return post["theta"]
 
 
