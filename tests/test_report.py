@@ -144,6 +144,8 @@ def test_methods_paragraph(report, small_fit):
     assert "relative to each patient's natural rate" in methods
     assert "R-hat (criterion \u2264 1.01)" in methods and "ESS \u2265 400" in methods
     assert "exceeded 25%" in methods
+    # flat run-ins: how they were handled is part of the methods
+    assert "whose run-in did not establish decline" in methods
     assert methods == methods_paragraph(small_fit, 0.25)
 
 
@@ -156,6 +158,7 @@ def test_results_paragraph(report, small_fit):
     n1 = int(small_fit.cycles(0.25)["n_patients"].iloc[0])
     assert re.search(rf"\d+/{n1} \(95% CrI \d+ to \d+\) in cycle 1", results)
     assert "P(\u03b8 < 0)" in results
+    assert "Primary estimand:" in results and "(exploratory)" in results
     assert results.endswith(CAVEAT)
 
 

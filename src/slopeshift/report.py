@@ -252,6 +252,14 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
         "cycles averaged the cycle values weighted by the patient-months observed in each. "
         "Estimates are posterior means with 95% equal-tailed credible intervals (CrI)."
     )
+    if cfg.get("flat_runin", "exclude") == "exclude" and "decline_established" in fit.design:
+        s.append(
+            "Because a slowing is a fraction of a decline, treated patients whose run-in did not "
+            "establish decline (least-squares run-in slope plus 1.645 standard errors, with the "
+            "residual SD pooled over run-ins, not below 0) were excluded from responder counts "
+            "and from the weights of the population slowing, and are reported by their change "
+            "of slope in points/month instead."
+        )
     v = software_versions()
     cited = ", ".join(f"{_DISPLAY[k]} {v[k]}" for k in PACKAGES[1:])
     s.append(f"Analyses used slopeshift {v['slopeshift']} ({cited}) on Python {v['python']}.")

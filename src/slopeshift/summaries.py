@@ -72,6 +72,10 @@ def natural_history_note(config: dict) -> str:
         if config.get("floors", "exclude") != "include":
             text += (" With item-level ALSFRS-R, items at 0 scale each cycle's natural rate by the "
                      "share of the run-in decline the other items can still carry.")
+            if config.get("floors", "exclude") == "exclude":
+                text += (" Cycles in which a whole domain sat at its lasting floor carried no "
+                         "treatment effect, stayed out of responder counts and had a vague slope "
+                         "deviation of their own, so that they did not inform the natural change.")
     rule = config.get("enrolment")
     if rule == "auto":
         text += (" Enrolment: patients assumed enrolled on a run-in slope below the slowest "
