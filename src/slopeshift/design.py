@@ -157,22 +157,20 @@ def build_design(
     sxx = np.zeros(n_p)
     first_visit = np.zeros(n_p)
     np.minimum.at(first_visit, p_idx, t)
+    rss, dof = 0.0, 0  # residuals of the run-in lines with >= 3 visits (pooled SD below)
     for i in range(n_p):
         sel = (p_idx == i) & (t <= 0)
         if sel.sum() >= 2 and np.ptp(t[sel]) > 0:
             b, a = np.polyfit(t[sel], y[sel], 1)
             slope[i], intercept[i] = b, a
             sxx[i] = float(((t[sel] - t[sel].mean()) ** 2).sum())
+            if sel.sum() >= 3:
+                rss += float(((y[sel] - a - b * t[sel]) ** 2).sum())
+                dof += int(sel.sum()) - 2
         elif sel.any():
             intercept[i] = y[sel][np.argmax(t[sel])]
     # does the run-in establish decline? the least-squares slope's one-sided 95% upper bound,
     # with the residual SD pooled over every run-in with at least 3 visits
-    rss, dof = 0.0, 0
-    for i in range(n_p):
-        sel = (p_idx == i) & (t <= 0)
-        if sel.sum() >= 3 and sxx[i] > 0:
-            rss += float(((y[sel] - intercept[i] - slope[i] * t[sel]) ** 2).sum())
-            dof += int(sel.sum()) - 2
     s_pool = np.sqrt(rss / dof) if dof > 0 else np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         runin_se = np.where(sxx > 0, s_pool / np.sqrt(sxx), np.nan)
