@@ -146,3 +146,15 @@ def test_low_rank_mass_matrix(example_model):
                                 check=False, mass_matrix="low_rank")
     assert fit.fit_info["mass_matrix"] == "low_rank"
     assert fit.posterior.sizes["draw"] == 50
+
+
+def test_near_zero_warning_leaves_out_flat_runins(small_fit, monkeypatch):
+    """P05's run-in rose: it is already outside every count, so the warning names only P11."""
+    flat = small_fit.patients().set_index("patient")
+    assert flat.loc["P05", "status"] == "flat run-in"
+    monkeypatch.setattr(FitResult, "near_zero_slopes", lambda self, *a, **k: ["P05", "P11"])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        msgs = small_fit.check()
+    near = [m for m in msgs if "near zero" in m]
+    assert near and near[0].startswith("patient(s) P11 have")

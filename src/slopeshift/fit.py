@@ -304,6 +304,12 @@ class FitResult:
             )
         categories = [ConvergenceWarning] * len(msgs)
         near = self.near_zero_slopes()
+        d = self.design
+        if ("decline_established" in d
+                and self.config.get("flat_runin", "exclude") == "exclude"):
+            # flat run-ins are already outside every count, reported by their slope change
+            flat = set(d["patient"].values[~d["decline_established"].values].astype(str))
+            near = [p for p in near if p not in flat]
         if near:
             msgs.append(
                 f"patient(s) {', '.join(near)} have a pre-treatment slope that may be near zero "
