@@ -420,13 +420,8 @@ class SlopeShiftModel:
             if ratio:
                 rho_k = eff_k
             else:
-                # additive: a change of slope as a fraction of the treated patients' natural
-                # rate (mean over the cells with an effect), not of the screened population's
-                # mean mu_beta, which enrolment on fast decline makes slower than theirs
-                n_eff = float(T.sum())
-                scale = (pt.abs((natural * T).sum() / n_eff) if n_eff > 0
-                         else pt.abs(mu_beta))
-                pm.Deterministic("effect_scale", scale)
+                scale = pm.Deterministic("effect_scale",
+                                         self._effect_scale(natural, mu_beta, pt.abs))
                 rho_k = pm.Deterministic("rho_cycle", eff_k / scale, dims="cycle")
             pm.Deterministic("rho_bar", pt.dot(rho_k, k["weights"]))
             z_new = pm.Normal("z_new_patient", 0.0, 1.0, shape=2)
@@ -529,6 +524,20 @@ class SlopeShiftModel:
         if natural_cycle is not None:
             out = out + natural_cycle * self._shift_unit()
         return out
+
+    def _effect_scale(self, natural, mu_beta, abs_):
+        """The additive model's slope change -> slowing scale (units/month).
+
+        The treated patients' mean natural rate over the cells with an effect, not the
+        screened population's mean mu_beta, which enrolment on fast decline makes slower than
+        theirs (|mu_beta| without such cells). ``natural`` has a trailing (patient, cycle)
+        shape, ``mu_beta`` the leading shape.
+        """
+        T = self._constants()["effect"]
+        n_eff = float(T.sum())
+        if n_eff <= 0:
+            return abs_(mu_beta)
+        return abs_((natural * T).sum(axis=(-2, -1)) / n_eff)
 
     def _loadings(self, load, sd_patient, sd_pc, sd_drift, sqrt,
                   sd_jump=None) -> tuple[dict, int]:

@@ -96,7 +96,7 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
     cells = evaluable_cells(d, flat_runin=True).values & k["has"]
     if not cells.any():
         cells = k["has"] & (k["effect"] > 0)
-    rho_k = eff_k if ratio else eff_k / np.abs(mu_beta)[:, None]
+    rho_k = eff_k if ratio else eff_k / model._effect_scale(natural, mu_beta, np.abs)[:, None]
     return {
         "rho_cycle": rho_k,
         "rho_bar": rho_k @ k["weights"],
