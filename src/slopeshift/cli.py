@@ -28,7 +28,7 @@ from slopeshift.model import SlopeShiftModel
 from slopeshift.priors import Prior, required_keys
 from slopeshift.simulate import example_trial
 from slopeshift.summaries import CAVEAT, natural_history_note
-from slopeshift.tables import format_estimate, interval_units, responder_counts
+from slopeshift.tables import _pct_label, format_estimate, interval_units, responder_counts
 
 __all__ = ["headline", "main", "write_tables"]
 
@@ -75,10 +75,6 @@ def write_tables(fit: FitResult, out: Path, threshold: list[float]) -> list[Path
 def _pct(r: pd.Series) -> str:
     """A summary row's fraction as "mean (lo to hi)" in percent, one decimal (as the report)."""
     return format_estimate(r["mean"], r["ci_2.5"], r["ci_97.5"], decimals=1, scale=100.0)
-
-
-def _pct_label(c: float) -> str:
-    return f"{100 * c:g}%"
 
 
 def _fmt_row(r: pd.Series, c: float) -> str:
