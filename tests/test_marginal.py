@@ -42,6 +42,11 @@ def _point(model, rng):
               "natural_cycle": rng.normal(0.0, 0.15, n_k)}
     if model.config["jump"]:
         p |= {"jump": rng.normal(1.0, 0.5, n_k), "sd_jump": 0.8}
+    # the stored cycle means at the reference interval (what the draws read)
+    at_mean = p[f"{_key(model)}_at_mean_interval"]
+    if model.config["drift"]:
+        at_mean = model._at_mean(at_mean, np.asarray(p["acceleration"]), p["natural_cycle"])
+    p[_key(model)] = at_mean - p["theta"] * model._constants()["g_mean"]
     return p
 
 
@@ -105,8 +110,8 @@ def _posterior(model, p, n_draws=1):
     dims = {"alpha": ("patient",), "beta_pre": ("patient",)}
     out = {}
     for n, v in p.items():
-        d = dims.get(n, ("cycle",) if n.endswith("interval") or n in ("natural_cycle", "jump")
-                     else ())
+        d = dims.get(n, ("cycle",) if n.endswith("interval")
+                     or n in ("natural_cycle", "jump", "rho_cycle", "delta_cycle") else ())
         out[n] = (("chain", "draw", *d), np.broadcast_to(np.asarray(v), (1, n_draws,
                                                                           *np.shape(v))))
     return xr.Dataset(out, coords={"chain": [0], "draw": np.arange(n_draws)})
@@ -122,7 +127,7 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     pm_model = model.pymc_model
     p = _point(model, np.random.default_rng(1))
     point = pm_model.initial_point()
-    point.update({k: v for k, v in p.items() if not k.startswith(("sd_", "sigma"))})
+    point.update({k: v for k, v in p.items() if k in point})
     point["sigma_log__"] = np.log(p["sigma"])
     if model.config["drift"]:
         point["sd_drift_log__"] = np.log(p["sd_drift"])

@@ -27,6 +27,7 @@ __all__ = ["SlopeShiftModel"]
 
 _PARAMETERIZATIONS = ("ratio", "additive")
 _LIKELIHOODS = ("normal", "student_t")
+_SLOWINGS = ("per_cycle", "common", "none")
 
 
 class SlopeShiftModel:
@@ -146,6 +147,13 @@ class SlopeShiftModel:
         decline, not on theirs. ``"exclude"`` keeps them out of responder counts and of the
         population weights and lists them separately (status "flat run-in", with their slope
         change in points/month); they still inform the model. ``"include"`` counts them.
+    slowing : {"per_cycle", "common", "none"}, default "per_cycle"
+        The population slowing: one mean per cycle (rho_k), one mean shared by every cycle,
+        or no treatment effect at all (rho_ik = 0; the rungs of :meth:`FitResult.compare`'s
+        model ladder). With ``"none"`` the patient and patient-cycle SDs and theta are 0.
+    interval_effect : bool, default True
+        Whether the slowing depends on the injection interval (theta); ``False`` fixes
+        theta at 0.
     """
 
     def __init__(
@@ -166,6 +174,8 @@ class SlopeShiftModel:
         floors: str = "exclude",
         planned_interval: float | None = None,
         flat_runin: str = "exclude",
+        slowing: str = "per_cycle",
+        interval_effect: bool = True,
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -200,7 +210,11 @@ class SlopeShiftModel:
             "floors": floors,
             "planned_interval": None if planned_interval is None else float(planned_interval),
             "flat_runin": flat_runin,
+            "slowing": slowing,
+            "interval_effect": bool(interval_effect),
         }
+        if slowing not in _SLOWINGS:
+            raise ValueError(f"slowing must be one of {_SLOWINGS}, not {slowing!r}.")
         if floors not in ("exclude", "adjust", "include"):
             raise ValueError(f"floors must be 'exclude', 'adjust' or 'include', not {floors!r}.")
         if flat_runin not in ("exclude", "include"):
@@ -383,8 +397,17 @@ class SlopeShiftModel:
             # than non-centred at 20 and at 120 patients (ESS 753 vs 644; 574 vs 115)
             beta_pre = pm.Normal("beta_pre", mu_beta, sd_beta, dims="patient")
 
-            sd_patient, sd_pc = self._effect_sds()
-            theta = pr["theta"].create("theta")
+            slowing = cfg["slowing"]
+            if slowing == "none":
+                # no treatment effect: every cell's slope is its natural rate (plus drift)
+                sd_patient = pm.Deterministic("sd_patient", pt.as_tensor(0.0))
+                sd_pc = pm.Deterministic("sd_patient_cycle", pt.as_tensor(0.0))
+            else:
+                sd_patient, sd_pc = self._effect_sds()
+            if cfg["interval_effect"] and slowing != "none":
+                theta = pr["theta"].create("theta")
+            else:
+                theta = pm.Deterministic("theta", pt.as_tensor(0.0))
             # Cycle means at the reference interval (rho_k) and theta are nearly collinear when
             # cycles differ in typical length (3, 3, 5, 6 months). Sample instead the cycle mean
             # at the cycle's own average interval, which the data identify separately from
@@ -401,13 +424,28 @@ class SlopeShiftModel:
                 # stray from the published natural history (informative prior natural_shift)
                 nat["natural_cycle"] = pr["natural_cycle" if k["controls"] else "natural_shift"
                                           ].create("natural_cycle", dims="cycle")
-            eff_at_mean = self._at_mean(pm.Flat(f"{key}_at_mean_interval", dims="cycle"),
-                                        nat.get("acceleration"), nat.get("natural_cycle"))
-            eff_k = pm.Deterministic(key, eff_at_mean - theta * k["g_mean"], dims="cycle")
-            pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_k).sum())
+            n_k = d.sizes["cycle"]
+            if slowing == "per_cycle":
+                eff_at_mean = self._at_mean(pm.Flat(f"{key}_at_mean_interval", dims="cycle"),
+                                            nat.get("acceleration"), nat.get("natural_cycle"))
+                eff_k = pm.Deterministic(key, eff_at_mean - theta * k["g_mean"], dims="cycle")
+                pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_k).sum())
+            elif slowing == "common":
+                # one slowing for every cycle (at the reference interval), sampled at the
+                # cycles' average interval and moved along the natural change as above
+                g_bar, shear = self._common_shift(nat.get("acceleration"),
+                                                  nat.get("natural_cycle"))
+                common = pm.Flat(f"{key}_common_at_mean_interval") + shear
+                eff_common = common - theta * g_bar
+                pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_common))
+                eff_k = pm.Deterministic(key, eff_common + pt.zeros(n_k), dims="cycle")
+                eff_at_mean = eff_k + theta * k["g_mean"]
+            else:
+                eff_k = pm.Deterministic(key, pt.zeros(n_k), dims="cycle")
+                eff_at_mean = eff_k
             # m_ik: the expected slowing of patient i in cycle k (without u_i and e_ik)
             m = eff_at_mean[None, :] + theta * k["g_dev"]
-            if n_cov:
+            if n_cov and slowing != "none":
                 gamma = pr["gamma"].create("gamma", dims="covariate")
                 m = m + pt.dot(k["x_std"], gamma)[:, None]
             natural = self._natural(beta_pre, k, nat)
@@ -525,6 +563,21 @@ class SlopeShiftModel:
             out = out + natural_cycle * self._shift_unit()
         return out
 
+    def _common_shift(self, acceleration, natural_cycle):
+        """The cycles' average interval shift (months) and the mean natural-change shear.
+
+        For ``slowing="common"``: the one slowing is sampled at the average of the cycles' mean
+        intervals (minus g_ref), moved along the average of :meth:`_at_mean`'s shear (a shift
+        with unit Jacobian, as there).
+        """
+        cells = self._constants()["effect"].any(axis=0)
+        g_mean = self._constants()["g_mean"]
+        g_bar = float(g_mean[cells].mean()) if cells.any() else 0.0
+        if acceleration is None:
+            return g_bar, 0.0
+        shear = self._at_mean(0.0 * natural_cycle, acceleration, natural_cycle)
+        return g_bar, shear[cells].mean() if cells.any() else 0.0
+
     def _effect_scale(self, natural, mu_beta, abs_):
         """The additive model's slope change -> slowing scale (units/month).
 
@@ -610,6 +663,72 @@ class SlopeShiftModel:
                      + pm.logp(pr["sd_patient_cycle"].as_dist(), sd_pc) + log_jac)
         return sd_patient, sd_pc
 
+    def _posterior_arrays(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
+        """The parameters the marginal density needs, as (chain x draw, ...) arrays.
+
+        ``m_at_mean`` is each cycle's mean at its own mean interval (any slowing option), from
+        the stored cycle means at the reference interval and theta.
+        """
+        n = posterior.sizes["chain"] * posterior.sizes["draw"]
+
+        def arr(name):
+            return posterior[name].values.reshape(n, *posterior[name].shape[2:])
+
+        names = ["alpha", "beta_pre", "theta", "sd_patient", "sd_patient_cycle", "sigma"]
+        names += [v for v in ("gamma", "acceleration", "natural_cycle", "sd_drift", "jump",
+                              "sd_jump", "mu_alpha", "sd_alpha", "mu_beta", "sd_beta")
+                  if v in posterior]
+        par = {v: arr(v) for v in names}
+        key = "rho_cycle" if self.config["parameterization"] == "ratio" else "delta_cycle"
+        par["m_at_mean"] = arr(key) + par["theta"][:, None] * self._constants()["g_mean"]
+        return par
+
+    def _conditional_terms(self, p: dict, alpha, beta, sd_alpha=None) -> dict:
+        """The marginal density of each patient's scores given alpha_i and beta_i0.
+
+        ``p`` holds parameter arrays with a leading draw dimension (:meth:`_posterior_arrays`),
+        ``alpha`` and ``beta`` are (draw, patient). With ``sd_alpha`` (draw, 1) the intercept
+        is integrated out too: ``alpha`` is then its population mean and one more Normal
+        effect (SD ``sd_alpha``) loads on a column of ones. Returns the expected slowing ``m``,
+        ``natural`` rates, ``fixed`` slopes, ``load``, the ``loadings``, the number of effects
+        ``q``, r'r ``c`` and the :class:`~slopeshift.marginal.MarginalTerms` ``terms``.
+        """
+        ratio = self.config["parameterization"] == "ratio"
+        k = self._constants()
+        p_idx = k["p_idx"]
+        col = (slice(None), None)
+        T = k["effect"]
+        m = p["m_at_mean"][:, None, :] + p["theta"][:, None, None] * k["g_dev"][None]
+        if "gamma" in p and self.config["slowing"] != "none":
+            m = m + (p["gamma"] @ k["x_std"].T)[:, :, None]
+        natural = self._natural(beta, k, {n: p[n] for n in ("acceleration", "natural_cycle")
+                                          if n in p})
+        fixed = natural * (1.0 - T * m) if ratio else natural + T * m
+        load = -natural * T if ratio else T + 0.0 * natural
+        mu = (alpha[:, p_idx] + beta[:, p_idx] * k["x_pre"]
+              + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
+        if self.config["jump"]:
+            mu = mu + ((p["jump"][:, None, :] * T)[:, p_idx, :] * k["x_jump"]).sum(axis=2)
+        resid = k["y"] - mu
+        x_all, gram = k["x_all"], k["gram"]
+        if sd_alpha is not None:
+            x_all = np.column_stack([x_all, np.ones(len(p_idx))])
+            gram = exposure_gram(x_all, p_idx, len(k["n_visits"]))
+        bounds = np.flatnonzero(np.diff(p_idx, prepend=-1))  # visits are sorted by patient
+        b = np.add.reduceat(resid[:, :, None] * x_all, bounds, axis=1)
+        c = np.add.reduceat(resid**2, bounds, axis=1)
+        sdd = p["sd_drift"][col] if "sd_drift" in p else None
+        loadings, q = self._loadings(load, p["sd_patient"][col], p["sd_patient_cycle"][col],
+                                     sdd, np.sqrt,
+                                     p["sd_jump"][col] if self.config["jump"] else None)
+        if sd_alpha is not None:
+            loadings[(x_all.shape[1] - 1, q)] = sd_alpha + 0.0 * c
+            q += 1
+        terms = low_rank_terms(loadings, gram, [b[:, :, j] for j in range(x_all.shape[1])], c,
+                               k["n_visits"], q, p["sigma"][col], sqrt=np.sqrt, log=np.log)
+        return {"m": m, "natural": natural, "fixed": fixed, "load": load,
+                "loadings": loadings, "q": q, "c": c, "terms": terms}
+
     def draw_effects(self, posterior: xr.Dataset, random_seed: int) -> tuple[xr.Dataset,
                                                                               xr.DataArray]:
         """Draw the integrated-out effects from their exact conditional posterior.
@@ -638,7 +757,6 @@ class SlopeShiftModel:
             Marginal log density of each patient's scores (chain, draw, patient).
         """
         ratio = self.config["parameterization"] == "ratio"
-        drift = self.config["drift"]
         k = self._constants()
         has, p_idx = k["has"], k["p_idx"]
         n_p, n_k = has.shape
@@ -648,18 +766,10 @@ class SlopeShiftModel:
         def arr(name):
             return posterior[name].values.reshape(n_chain * n_draw, *posterior[name].shape[2:])
 
-        alpha, beta = arr("alpha"), arr("beta_pre")
-        key = "rho_cycle" if ratio else "delta_cycle"
-        theta = arr("theta")
-        eff_at_mean = self._at_mean(arr(f"{key}_at_mean_interval"),
-                                    arr("acceleration") if drift else None,
-                                    arr("natural_cycle") if drift else None)
-        sd_p, sd_c, sigma = arr("sd_patient"), arr("sd_patient_cycle"), arr("sigma")
-        gamma = arr("gamma") if "gamma" in posterior else None
-        nat_par = {n: arr(n) for n in ("acceleration", "natural_cycle") if n in posterior}
-        sd_d = arr("sd_drift") if drift else None
+        par = self._posterior_arrays(posterior)
+        sd_p, sd_c, sigma = par["sd_patient"], par["sd_patient_cycle"], par["sigma"]
+        sd_d = par.get("sd_drift")
         jump = self.config["jump"]
-        jump_k, sd_j = (arr("jump"), arr("sd_jump")) if jump else (None, None)
         total = n_chain * n_draw
         names = ("rho", "slope", "z_patient_cycle", "natural_slope", "drift") + (
             ("jump_patient",) if jump else ())
@@ -667,35 +777,17 @@ class SlopeShiftModel:
         out["z_patient"] = np.empty((total, n_p))
         out["slope_runin"] = np.empty((total, n_p))
         loglik = np.empty((total, n_p))
-        bounds = np.flatnonzero(np.diff(p_idx, prepend=-1))  # visits are sorted by patient
-        x_all = k["x_all"]
-        n_x = x_all.shape[1]
         T = k["effect"]
-        chunk = max(1, int(2e7 // max(len(p_idx) * n_x, 1)))
+        chunk = max(1, int(2e7 // max(len(p_idx) * k["x_all"].shape[1], 1)))
         for lo in range(0, total, chunk):
             sl = slice(lo, min(lo + chunk, total))
             col = (slice(None), None)
-            m = eff_at_mean[sl][:, None, :] + theta[sl][:, None, None] * k["g_dev"][None]
-            if gamma is not None:
-                m = m + (gamma[sl] @ k["x_std"].T)[:, :, None]
-            b0 = beta[sl]
-            natural = self._natural(b0, k, {n: v[sl] for n, v in nat_par.items()})
-            fixed = natural * (1.0 - T * m) if ratio else natural + T * m
-            load = -natural * T if ratio else T + 0.0 * natural
-            mu = (alpha[sl][:, p_idx] + b0[:, p_idx] * k["x_pre"]
-                  + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
-            if jump:
-                mu = mu + ((jump_k[sl][:, None, :] * T)[:, p_idx, :] * k["x_jump"]).sum(axis=2)
-            resid = k["y"] - mu
-            b = np.add.reduceat(resid[:, :, None] * x_all, bounds, axis=1)
-            c = np.add.reduceat(resid**2, bounds, axis=1)
+            p = {n: v[sl] for n, v in par.items()}
+            b0 = p["beta_pre"]
+            cond = self._conditional_terms(p, p["alpha"], b0)
+            m, natural, fixed, load = cond["m"], cond["natural"], cond["fixed"], cond["load"]
+            loadings, q, terms, c = cond["loadings"], cond["q"], cond["terms"], cond["c"]
             sdd = None if sd_d is None else sd_d[sl][col]
-            loadings, q = self._loadings(load, sd_p[sl][col], sd_c[sl][col], sdd, np.sqrt,
-                                         sd_j[sl][col] if jump else None)
-            terms = low_rank_terms(
-                loadings, k["gram"], [b[:, :, j] for j in range(n_x)], c, k["n_visits"],
-                q, sigma[sl][col], sqrt=np.sqrt, log=np.log,
-            )
             eps = rng.standard_normal((q, *c.shape))
             zeta = marginal_draws(terms, sigma[sl][col], eps)
             # the cycle's combined deviation v = s * zeta_k, split into slowing and drift
@@ -728,7 +820,7 @@ class SlopeShiftModel:
             if jump:
                 q0 = q - n_k
                 zj = np.stack([zeta[q0 + j] for j in range(n_k)], axis=-1)
-                J = jump_k[sl][:, None, :] + sd_j[sl][:, None, None] * zj
+                J = p["jump"][:, None, :] + p["sd_jump"][:, None, None] * zj
                 out["jump_patient"][sl] = np.where(cell, J, np.nan)
             loglik[sl] = terms.logp
         coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
@@ -773,14 +865,16 @@ class SlopeShiftModel:
         if self.config["parameterization"] == "ratio":
             side = -1.0 if mu_b <= 0 else 1.0
             beta0 = side * np.maximum(side * beta0, 0.5 * max(abs(mu_b), 0.1))
-        return {
+        start = {
             "alpha": np.where(np.isfinite(icpt), icpt, mu_a),
             "beta_pre": beta0,
             "mu_alpha": np.asarray(mu_a),
             "mu_beta": np.asarray(mu_b),
-            "log_sd_effects": np.asarray(np.log(0.25)),
-            "logit_patient_share": np.asarray(0.0),
         }
+        if self.config["slowing"] != "none":  # a model without slowing has no effect SDs
+            start |= {"log_sd_effects": np.asarray(np.log(0.25)),
+                      "logit_patient_share": np.asarray(0.0)}
+        return start
 
     # ------------------------------------------------------------------ fitting
     def prior_predictive(self, draws: int = 4000, random_seed: int = 0,

@@ -67,6 +67,14 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
     theta = draw("theta").reshape(draws)
     sd_p = draw("sd_patient").reshape(draws)
     sd_c = draw("sd_patient_cycle").reshape(draws)
+    # the model's slowing options: one mean for every cycle, or no treatment effect at all
+    slowing = cfg.get("slowing", "per_cycle")
+    if slowing == "common":
+        eff_k = np.repeat(eff_k[:, :1], n_k, axis=1)
+    if slowing == "none":
+        eff_k, sd_p, sd_c = np.zeros_like(eff_k), np.zeros_like(sd_p), np.zeros_like(sd_c)
+    if slowing == "none" or not cfg.get("interval_effect", True):
+        theta = np.zeros_like(theta)
     mu_beta = draw("mu_beta").reshape(draws)
     sd_beta = draw("sd_beta").reshape(draws)
     beta = mu_beta[:, None] + sd_beta[:, None] * rng.standard_normal((draws, n_p))
@@ -84,7 +92,7 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
     # m_ik = rho_k + theta (g_ik - g_ref), as in the model (g_dev is 0 where g is unknown)
     m = eff_k[:, None, :] + theta[:, None, None] * (k["g_dev"] + k["g_mean"])
     n_cov = d.sizes["covariate"]
-    if n_cov:
+    if n_cov and slowing != "none":
         m = m + (draw("gamma", (n_cov,)) @ k["x_std"].T)[:, :, None]
     eff = m + u[:, :, None] + e
     if ratio:
