@@ -418,6 +418,11 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="add to the report how the headline moves with jumps allowed, a "
                         "sceptical and a wide prior, without natural change and additive: "
                         "five refits, each as long as the main fit (default: off)")
+    g.add_argument("--compare", action="store_true",
+                   help="add to the report a leave-one-patient-out comparison of the model "
+                        "ladder (no slowing, one common slowing, per cycle, + interval, + "
+                        "natural change, natural change without slowing): five refits "
+                        "(default: off)")
 
 
 def _out_help(default: str) -> str:
@@ -479,6 +484,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="add how the headline moves with jumps allowed, a sceptical and a "
                           "wide prior, without natural change and additive: five refits of the "
                           "saved fit's data with its settings (default: off)")
+    rep.add_argument("--compare", action="store_true",
+                     help="add a leave-one-patient-out comparison of the model ladder: five "
+                          "refits of the saved fit's data with its settings (default: off)")
     rep.add_argument("--quiet", action="store_true",
                      help="no stage lines on stderr (default: off)")
     return ap
@@ -524,7 +532,8 @@ def _fit_and_report(data: TrialData, args: argparse.Namespace, out: Path,
     if not args.no_report:
         _use_agg()
         _stage(args, "building report ...")
-        html = fit.report(out / "report", args.threshold[0], sensitivity=args.sensitivity)
+        html = fit.report(out / "report", args.threshold[0], sensitivity=args.sensitivity,
+                          comparison=args.compare)
         print(f"Report: {html} (formatted tables: {out / 'report'}/<table>_formatted.csv)")
     print(f"Done in {time.perf_counter() - t0:.0f} s.")
     return fit
@@ -544,7 +553,7 @@ def _run(args: argparse.Namespace) -> None:
         fit = FitResult.load(args.fit)
         _stage(args, "building report ...")
         path = write_report(fit, args.out, args.threshold, random_seed=args.seed,
-                            sensitivity=args.sensitivity)
+                            sensitivity=args.sensitivity, comparison=args.compare)
         print(f"Wrote {path} and the formatted tables (<table>_formatted.csv, <table>.md, "
               f"<table>.tex) to {args.out}/")
         return

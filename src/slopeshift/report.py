@@ -599,6 +599,67 @@ def _classical_html(fit: FitResult, threshold: float) -> str:
             f"<p class=\"note\">{_esc(CLASSICAL_CAVEAT)}</p>")
 
 
+def _sensitivity_html(fit: FitResult, out: Path, c: float,
+                      sensitivity: pd.DataFrame | bool) -> list[str]:
+    """Section 10: power-scaling of the priors, and the refits when asked for."""
+    from slopeshift.sensitivity import format_power_scaling, format_sensitivity, power_scaling
+
+    parts = []
+    if sensitivity is not False:
+        raw = fit.sensitivity(threshold=c) if sensitivity is True else sensitivity
+        sens = format_sensitivity(raw, c)
+        export_table(sens, out / "sensitivity_formatted.csv", caption="Sensitivity",
+                     label="tab:sensitivity")
+        parts += [
+            "<h3>Refits under other analyses</h3>",
+            "<p>How the population slowing over all cycles moves when the analysis changes: "
+            "acute jumps at injections allowed (a gain right after an injection is then not "
+            "slowing), a sceptical and a wide prior on the slowing, the model without "
+            "natural change (the run-in rate carried forward, as classical analyses assume), "
+            "and the additive parameterisation (a change of slope in points/month)."
+            "</p>",
+            _html_table(sens), f"<p class=\"note\">{_esc(sens.attrs['note'])}</p>",
+        ]
+    else:
+        parts.append("<p class=\"note\">Refits under other analyses (jumps allowed, sceptical "
+                     "and wide priors, no natural change, additive) are not part of this "
+                     "report: add them with <code>fit.report(..., sensitivity=True)</code> (CLI:"
+                     " <code>--sensitivity</code>).</p>")
+    if "log_likelihood" in fit.idata.children and "y" in fit.idata["log_likelihood"].data_vars \
+            and fit.config.get("effects", "marginal") == "marginal":
+        ps = format_power_scaling(power_scaling(fit))
+        export_table(ps, out / "power_scaling_formatted.csv",
+                     caption="Power-scaling sensitivity", label="tab:power_scaling")
+        parts += [
+            "<h3>Power-scaling of the priors and the likelihood</h3>",
+            "<p>How far each quantity's posterior would move if the priors of the population "
+            "parameters, or the likelihood, were made slightly stronger or weaker (no refit). "
+            "A quantity sensitive to its prior but not to the likelihood rests on the prior; "
+            "sensitive to both, the prior and the data pull apart (prior-data conflict): see "
+            "how the refits above move it.</p>",
+            _html_table(ps), f"<p class=\"note\">{_esc(ps.attrs['note'])}</p>",
+        ]
+    return parts
+
+
+def _comparison_html(fit: FitResult, out: Path, comparison: pd.DataFrame | bool) -> list[str]:
+    """Section 11: leave-one-patient-out comparison of the model ladder."""
+    from slopeshift.loo import format_comparison
+
+    raw = fit.compare() if comparison is True else comparison
+    table = format_comparison(raw)
+    export_table(table, out / "comparison_formatted.csv", caption="Model comparison",
+                 label="tab:comparison")
+    return [
+        "<p>How well each model predicts a left-out patient's scores from the other "
+        "patients (PSIS-LOO over patients, each patient's own parameters integrated out): a "
+        "ladder from no slowing to the primary model. Slowing that predicts better than no "
+        "slowing is slowing the data support; a difference within about two standard errors "
+        "does not separate the models.</p>",
+        _html_table(table), f"<p class=\"note\">{_esc(table.attrs['note'])}</p>",
+    ]
+
+
 def write_report(
     fit: FitResult,
     out_dir: str | Path,
@@ -608,6 +669,7 @@ def write_report(
     max_patients: int = 24,
     dpi: int = 110,
     sensitivity: pd.DataFrame | bool = False,
+    comparison: pd.DataFrame | bool = False,
 ) -> Path:
     """Write a self-contained HTML report of a fit, with its tables, into a folder.
 
@@ -637,7 +699,13 @@ def write_report(
     sensitivity : pandas.DataFrame or bool, default False
         Add a section on how the headline moves under other analyses: a table from
         :meth:`FitResult.sensitivity`, or True to compute it here (refits the model five times:
-        jumps allowed, sceptical and wide priors, no natural change, additive).
+        jumps allowed, sceptical and wide priors, no natural change, additive). The section
+        always holds the power-scaling sensitivity of the priors
+        (:func:`slopeshift.sensitivity.power_scaling`, no refit) when the fit is not latent.
+    comparison : pandas.DataFrame or bool, default False
+        Add a section comparing models by leave-one-patient-out LOO: a table from
+        :meth:`FitResult.compare`, or True to compute it here (refits the model ladder of
+        :data:`slopeshift.loo.LADDER`: five refits).
 
     Returns
     -------
@@ -752,23 +820,11 @@ def write_report(
         "<h2>8. Software</h2>", _html_table(version_table),
         "<h2>9. Classical analysis (per-patient least squares)</h2>", _classical_html(fit, c),
     ]
-    if sensitivity is not False:
-        from slopeshift.sensitivity import format_sensitivity
-
-        raw = fit.sensitivity(threshold=c) if sensitivity is True else sensitivity
-        sens = format_sensitivity(raw, c)
-        export_table(sens, out / "sensitivity_formatted.csv", caption="Sensitivity",
-                     label="tab:sensitivity")
-        body += [
-            "<h2>10. Sensitivity of the headline</h2>",
-            "<p>How the population slowing over all cycles moves when the analysis changes: "
-            "acute jumps at injections allowed (a gain right after an injection is then not "
-            "slowing), a sceptical and a wide prior on the slowing, the model without "
-            "natural change (the run-in rate carried forward, as classical analyses assume), "
-            "and the additive parameterisation (a change of slope in points/month)."
-            "</p>",
-            _html_table(sens), f"<p class=\"note\">{_esc(sens.attrs['note'])}</p>",
-        ]
+    body += ["<h2>10. Sensitivity of the headline</h2>", *_sensitivity_html(fit, out, c,
+                                                                            sensitivity)]
+    if comparison is not False:
+        body += ["<h2>11. Model comparison (leave one patient out)</h2>",
+                 *_comparison_html(fit, out, comparison)]
     appendix = _sampling_appendix_html(fit)
     if appendix:
         body += ["<h2>Appendix. Diagnostics of the sampler's coordinates</h2>", appendix]

@@ -17,15 +17,23 @@ beside the primary fit's:
   (``parameterization="additive"``), slowing derived by dividing by the pre-treatment rate.
 
 Each refit costs about as much as the primary fit.
+
+:func:`power_scaling` needs no refit: it asks how the posterior would move if the priors (or
+the likelihood) were raised to a power near 1 (:func:`arviz_stats.psense_summary`, Kallioinen
+et al. 2024), by importance sampling from the fit's own draws.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import arviz_stats
+import numpy as np
 import pandas as pd
+import xarray as xr
 
 from slopeshift.priors import Prior, required_keys
 
@@ -33,8 +41,8 @@ if TYPE_CHECKING:
     from slopeshift.fit import FitResult
     from slopeshift.model import SlopeShiftModel
 
-__all__ = ["ALTERNATIVES", "alternative_options", "format_sensitivity", "refit", "refit_model",
-           "sensitivity"]
+__all__ = ["ALTERNATIVES", "alternative_options", "format_power_scaling", "format_sensitivity",
+           "log_prior", "power_scaling", "refit", "refit_model", "sensitivity"]
 
 #: The named alternatives of :func:`sensitivity`, in order.
 ALTERNATIVES = ("jumps allowed", "sceptical prior", "wide priors", "no natural change",
@@ -238,4 +246,154 @@ def format_sensitivity(table: pd.DataFrame, threshold: float = 0.25) -> pd.DataF
         "seed. Population slowing over all cycles at the intervals the patients had; shift: "
         "change from the primary analysis. Responders: posterior median number of patients "
         "whose overall slowing exceeds the threshold / patients evaluable.")
+    return out
+
+
+# posterior variable -> prior key (the population parameters whose priors the user sets)
+_PRIOR_OF = {"mu_alpha": "mu_alpha", "sd_alpha": "sd_alpha", "mu_beta": "mu_beta",
+             "sd_beta": "sd_beta", "theta": "theta", "gamma": "gamma", "sigma": "sigma",
+             "nu": "nu", "sd_drift": "sd_drift", "acceleration": "acceleration",
+             "sd_patient": "sd_patient", "sd_patient_cycle": "sd_patient_cycle",
+             "jump": "jump", "sd_jump": "sd_jump"}
+
+
+def log_prior(fit: FitResult) -> xr.Dataset:
+    """The log prior density of each population parameter at every draw.
+
+    Parameters
+    ----------
+    fit : FitResult
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per parameter with a prior (chain, draw): its log density summed over
+        its elements (natural log). Parameters the model fixes (theta without an interval
+        effect, the slowing SDs without slowing) are left out; the cycle means at the
+        reference interval carry their prior (one value when the cycles share it).
+    """
+    import pymc as pm
+
+    model = refit_model(fit)
+    pr = model.priors
+    post = fit.posterior
+    out = {}
+    cfg = fit.config
+    names = dict(_PRIOR_OF)
+    names["natural_cycle"] = ("natural_cycle" if model._constants()["controls"]
+                              else "natural_shift")
+    effect = "rho_cycle" if cfg["parameterization"] == "ratio" else "delta_cycle"
+    if cfg.get("slowing", "per_cycle") != "none":
+        names[effect] = effect
+    for var, key in names.items():
+        if var not in post or key not in pr:
+            continue
+        draws = post[var]
+        flat = draws.values.reshape(draws.sizes["chain"] * draws.sizes["draw"], -1)
+        if np.all(flat == flat[:1]):
+            continue  # fixed by the model
+        if var == effect and cfg.get("slowing") == "common":
+            draws = draws.isel(cycle=0)
+        lp = np.asarray(pm.logp(pr[key].as_dist(), draws.values).eval())
+        extra = tuple(range(2, lp.ndim))
+        out[var] = (("chain", "draw"), lp.sum(axis=extra) if extra else lp)
+    return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
+
+
+#: Quantities whose power-scaling sensitivity :func:`power_scaling` reports by default.
+POWER_SCALING_QUANTITIES = ("rho_bar_given", "rho_cycle", "theta", "sd_patient",
+                            "sd_patient_cycle", "mu_beta", "sd_beta", "sd_drift",
+                            "acceleration", "sigma")
+
+
+def power_scaling(fit: FitResult, var_names: Sequence[str] | None = None,
+                  threshold: float = 0.05) -> pd.DataFrame:
+    """Prior and likelihood sensitivity by power-scaling (no refit).
+
+    Parameters
+    ----------
+    fit : FitResult
+    var_names : sequence of str, optional
+        Posterior quantities to check (default :data:`POWER_SCALING_QUANTITIES` present in
+        the fit; ``rho_bar_given`` is the primary estimand, the population slowing at the
+        intervals the patients had).
+    threshold : float, default 0.05
+        Sensitivity (cumulative Jensen-Shannon distance per unit log power) above which a
+        quantity is called sensitive (ArviZ's default).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`arviz_stats.psense_summary`: one row per quantity (and element), ``prior`` and
+        ``likelihood`` sensitivity and ``diagnosis`` ("potential strong prior / weak
+        likelihood", "potential prior-data conflict" or a check mark). The prior is every
+        population parameter's prior (:func:`log_prior`); the likelihood is each patient's
+        scores given the sampled parameters, with the enrolment selection term.
+    """
+    from slopeshift.loo import enrolment_log_likelihood
+    from slopeshift.summaries import given_interval_draws
+
+    model = refit_model(fit)
+    post = fit.posterior
+    _, bar, _, _ = given_interval_draws(fit.idata)
+    post = post.assign(rho_bar_given=bar)
+    names = list(var_names or [v for v in POWER_SCALING_QUANTITIES if v in post])
+    keep = [v for v in names if v in post and not _is_fixed(post[v])]
+    missing = [v for v in names if v not in post]
+    if missing:
+        raise ValueError(f"no posterior quantity {missing}; choose from {sorted(post.data_vars)}.")
+    ll = fit.idata["log_likelihood"]["y"]
+    par = model._posterior_arrays(fit.posterior)
+    enrol = enrolment_log_likelihood(model, par).reshape(ll.shape)
+    tree = xr.DataTree.from_dict({
+        "posterior": post[keep],
+        "log_prior": log_prior(fit),
+        "log_likelihood": xr.Dataset({"y": ll + enrol}),
+    })
+    log = logging.getLogger("arviz_stats.psense")
+    level = log.level
+    log.setLevel(logging.ERROR)  # ArviZ logs general advice; the diagnosis column says it
+    try:
+        table = arviz_stats.psense_summary(tree, var_names=keep, threshold=threshold,
+                                           round_to=6)
+    finally:
+        log.setLevel(level)
+    table.index.name = "quantity"
+    table.attrs["threshold"] = threshold
+    return table
+
+
+def _is_fixed(draws) -> bool:
+    flat = draws.values.reshape(draws.sizes["chain"] * draws.sizes["draw"], -1)
+    return bool(np.all(flat == flat[:1]))
+
+
+def format_power_scaling(table: pd.DataFrame) -> pd.DataFrame:
+    """The power-scaling table for print (three decimals, plain-words diagnosis).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`power_scaling`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Quantity``, ``Prior sensitivity``, ``Likelihood sensitivity``, ``Diagnosis``.
+    """
+    rows = []
+    for name, r in table.iterrows():
+        diag = str(r["diagnosis"])
+        rows.append({
+            "Quantity": str(name),
+            "Prior sensitivity": f"{float(r['prior']):.3f}",
+            "Likelihood sensitivity": f"{float(r['likelihood']):.3f}",
+            "Diagnosis": "not sensitive" if diag == "\u2713" else diag,
+        })
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = (
+        "Power-scaling sensitivity (cumulative Jensen-Shannon distance when the priors of the "
+        "population parameters, or the likelihood, are raised to a power near 1; Kallioinen "
+        f"et al. 2024). Above {table.attrs.get('threshold', 0.05):g}: sensitive. A quantity "
+        "sensitive to the prior but not to the likelihood rests on its prior.")
     return out
