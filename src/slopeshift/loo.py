@@ -35,7 +35,7 @@ import arviz_stats
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import log_ndtr, logsumexp, ndtr
 
 from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from slopeshift.fit import FitResult
 
 __all__ = ["LADDER", "PARETO_K_MAX", "compare", "enrolment_log_likelihood", "format_comparison",
-           "integrated_log_likelihood", "ladder", "loo"]
+           "integrated_log_likelihood", "ladder", "loo", "loo_pit"]
 
 #: Pareto k above which a patient's importance-sampling estimate is unreliable.
 PARETO_K_MAX = 0.7
@@ -206,7 +206,152 @@ def loo(fit: FitResult, **kwargs: Any) -> arviz_stats.ELPDData:
         # arviz warns about high Pareto k in its own words; compare() reports them by patient
         warnings.filterwarnings("ignore", message=".*Pareto.*")
         warnings.filterwarnings("ignore", message=".*shape parameter.*")
-        return arviz_stats.loo(_loo_tree(fit), var_name="y_patient", **kwargs)
+        tree = _loo_tree(fit)
+        kwargs.setdefault("reff", _reff(tree))
+        return arviz_stats.loo(tree, var_name="y_patient", **kwargs)
+
+
+def loo_pit(fit: FitResult, kind: str = "slope", nodes: int = 24) -> xr.DataArray:
+    """Leave-one-patient-out PIT: each patient's course after the first injection against
+    the predictive distribution of a new patient like them, given the other patients.
+
+    ``kind="slope"`` (default): one value per patient with at least 3 visits at or after the
+    first injection, the PIT of the least-squares slope of those scores (points/month);
+    patients are independent given the population, so uniformity can be tested honestly.
+    ``kind="score"``: one value per score at or after the first injection (a patient's scores
+    share the patient's level, so they are correlated and a uniformity envelope drawn as if
+    they were independent is too narrow).
+
+    A new patient "like i" has i's visit times, injections and arm. Given the population
+    parameters and the persistent rate beta_i0, any linear statistic of its scores is Normal
+    (every other patient-level quantity enters linearly), and, for scores at or after the first
+    injection, it does not depend on the run-in slope that enrolment selected on. So the PIT
+    is exact up to the integral over beta_i0 (Gauss-Hermite, ``nodes`` points, over its
+    population distribution times the probability of enrolment, for enrolled patients) and
+    the PSIS weights of :func:`loo`.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fit of the marginal model.
+    kind : {"slope", "score"}, default "slope"
+    nodes : int, default 24
+        Gauss-Hermite nodes over beta_i0.
+
+    Returns
+    -------
+    xarray.DataArray
+        PIT values in [0, 1]: dim ``patient`` (slope) or ``visit`` with coordinate
+        ``patient`` (score). ``attrs["high_pareto_k"]``: patients whose PSIS weights are
+        unreliable (Pareto k > 0.7); ``attrs["kind"]``.
+    """
+    if kind not in ("slope", "score"):
+        raise ValueError(f"kind must be 'slope' or 'score', not {kind!r}.")
+    model = _model_of(fit)
+    k_hat = loo(fit).pareto_k
+    ll = _loo_tree(fit)["log_likelihood"]["y_patient"]
+    lw, _ = ll.azstats.psislw(r_eff=_reff(_loo_tree(fit)), dim=["chain", "draw"])
+    lw = lw.stack(__sample__=("chain", "draw")).transpose("__sample__", "patient").values
+    w = np.exp(lw - logsumexp(lw, axis=0))  # (draw, patient), normalised per patient
+    stats = _statistics(model, kind)
+    pit = _weighted_predictive_cdf(model, model._posterior_arrays(fit.posterior), w, stats,
+                                   nodes)
+    high = [str(pid) for pid in k_hat["patient"].values[k_hat.values > PARETO_K_MAX]]
+    ids = model.design["patient"].values[stats["patient"]]
+    if kind == "slope":
+        coords = {"patient": ids}
+        dims = ("patient",)
+    else:
+        coords = {"visit": model.design["visit"].values[stats["visits"]], "patient": ("visit",
+                                                                                     ids)}
+        dims = ("visit",)
+    return xr.DataArray(np.clip(pit, 0.0, 1.0), dims=dims, coords=coords, name="loo_pit",
+                        attrs={"high_pareto_k": high, "kind": kind})
+
+
+def _statistics(model, kind: str) -> dict[str, np.ndarray]:
+    """Linear statistics of the scores at or after the first injection, as contiguous
+    segments of visits: ``visits`` (index), ``coef``, ``starts`` (of each statistic's
+    segment) and ``patient`` (index, per statistic)."""
+    k = model._constants()
+    p_idx = k["p_idx"]
+    after = np.flatnonzero(k["x_pre"] == 0)  # run-in exposure 0: at or after the injection
+    if kind == "score":
+        return {"visits": after, "coef": np.ones(len(after)), "starts": np.arange(len(after)),
+                "patient": p_idx[after]}
+    month = model.design["month"].values
+    visits, coef, starts, patients = [], [], [], []
+    for i in np.unique(p_idx[after]):
+        v = after[p_idx[after] == i]
+        if len(v) < 3:
+            continue
+        t = month[v] - month[v].mean()
+        starts.append(len(visits))
+        visits.extend(v)
+        coef.extend(t / (t @ t))
+        patients.append(i)
+    return {"visits": np.asarray(visits, dtype=int), "coef": np.asarray(coef),
+            "starts": np.asarray(starts, dtype=int), "patient": np.asarray(patients, dtype=int)}
+
+
+def _weighted_predictive_cdf(model, par: dict, w: np.ndarray, stats: dict,
+                             nodes: int) -> np.ndarray:
+    """sum_s w_si P(T~ <= T | parameters of draw s, enrolled) for each linear statistic T of
+    :func:`_statistics`; ``w`` is (draw, patient)."""
+    k = model._constants()
+    p_idx = k["p_idx"]
+    vis, coef, starts, stat_p = stats["visits"], stats["coef"], stats["starts"], stats["patient"]
+    observed = np.add.reduceat(coef * k["y"][vis], starts) if len(vis) else np.zeros(0)
+    x_gh, w_gh = np.polynomial.hermite_e.hermegauss(nodes)
+    w_gh = w_gh / w_gh.sum()
+    n_p = k["has"].shape[0]
+    xa = np.column_stack([k["x_all"], np.ones(len(p_idx))])[vis]
+    pit = np.zeros(len(starts))
+    if not len(starts):
+        return pit
+    chunk = max(1, int(2e6 // max(len(p_idx) * nodes, 1)))
+    total = len(par["sigma"])
+    for lo in range(0, total, chunk):
+        sl = slice(lo, min(lo + chunk, total))
+        p = {n: v[sl] for n, v in par.items()}
+        n = sl.stop - sl.start
+        mu_b, sd_b = p["mu_beta"][:, None], p["sd_beta"][:, None]
+        logq = np.log(w_gh)[:, None, None] + np.zeros((nodes, n, n_p))
+        if k["enrolled"].any():  # a new patient like i passed the enrolment rule too
+            sel = k["enrolled"]
+            sd_sel = np.sqrt(p["sigma"][:, None] ** 2 / k["runin_sxx"][sel]
+                             + (p["sd_drift"][:, None] ** 2 if "sd_drift" in p else 0.0))
+            for j, xj in enumerate(x_gh):
+                logq[j][:, sel] += log_ndtr((k["enrol_threshold"] - (mu_b + sd_b * xj))
+                                            / sd_sel)
+        q = np.exp(logq - logsumexp(logq, axis=0))
+        cdf = np.zeros((n, len(starts)))
+        alpha = np.broadcast_to(p["mu_alpha"][:, None], (n, n_p))
+        for j, xj in enumerate(x_gh):
+            b = np.broadcast_to(mu_b + sd_b * xj, (n, n_p))
+            cond = model._conditional_terms(p, alpha, b, sd_alpha=p["sd_alpha"][:, None])
+            # Var(a'y) = sigma^2 a'a + sum over effects e of (sum_j a_j sum_r x_jr L_re)^2
+            by_effect: dict[int, np.ndarray] = {}
+            for (r, e), value in cond["loadings"].items():
+                v = np.broadcast_to(value, (n, n_p))[:, p_idx[vis]] * xa[:, r]
+                by_effect[e] = by_effect.get(e, 0.0) + v
+            var = p["sigma"][:, None] ** 2 * np.add.reduceat(coef**2, starts)
+            for v in by_effect.values():
+                var = var + np.add.reduceat(coef * v, starts, axis=1) ** 2
+            mean = np.add.reduceat(coef * cond["mu"][:, vis], starts, axis=1)
+            cdf += q[j][:, stat_p] * ndtr((observed - mean) / np.sqrt(var))
+        pit += (w[sl][:, stat_p] * cdf).sum(axis=0)
+    return pit
+
+
+def _reff(tree: xr.DataTree) -> float:
+    """ArviZ's relative efficiency of the population parameters (1 when none is sampled)."""
+    from arviz_stats.loo.loo_helper import _get_r_eff
+
+    if not tree["posterior"].data_vars:
+        return 1.0
+    ll = tree["log_likelihood"]["y_patient"]
+    return float(_get_r_eff(tree, ll.sizes["chain"] * ll.sizes["draw"]))
 
 
 def compare(fits: Mapping[str, FitResult]) -> pd.DataFrame:

@@ -690,8 +690,9 @@ class SlopeShiftModel:
         ``alpha`` and ``beta`` are (draw, patient). With ``sd_alpha`` (draw, 1) the intercept
         is integrated out too: ``alpha`` is then its population mean and one more Normal
         effect (SD ``sd_alpha``) loads on a column of ones. Returns the expected slowing ``m``,
-        ``natural`` rates, ``fixed`` slopes, ``load``, the ``loadings``, the number of effects
-        ``q``, r'r ``c`` and the :class:`~slopeshift.marginal.MarginalTerms` ``terms``.
+        ``natural`` rates, ``fixed`` slopes, ``load``, the scores' mean ``mu`` (draw, visit),
+        the ``loadings`` (exposure column, effect), the number of effects ``q``, r'r ``c`` and
+        the :class:`~slopeshift.marginal.MarginalTerms` ``terms``.
         """
         ratio = self.config["parameterization"] == "ratio"
         k = self._constants()
@@ -726,7 +727,7 @@ class SlopeShiftModel:
             q += 1
         terms = low_rank_terms(loadings, gram, [b[:, :, j] for j in range(x_all.shape[1])], c,
                                k["n_visits"], q, p["sigma"][col], sqrt=np.sqrt, log=np.log)
-        return {"m": m, "natural": natural, "fixed": fixed, "load": load,
+        return {"m": m, "natural": natural, "fixed": fixed, "load": load, "mu": mu,
                 "loadings": loadings, "q": q, "c": c, "terms": terms}
 
     def draw_effects(self, posterior: xr.Dataset, random_seed: int) -> tuple[xr.Dataset,

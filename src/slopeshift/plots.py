@@ -44,6 +44,7 @@ __all__ = [
     "OKABE_ITO",
     "plot_cycles",
     "plot_interval_effect",
+    "plot_loo_pit",
     "plot_patient_forest",
     "plot_ppc",
     "plot_responders",
@@ -740,10 +741,8 @@ def plot_ppc(
     posterior predictive PIT (:func:`arviz_plots.plot_ppc_pit`) uses every visit twice, to fit
     and to check: with a fitted line per patient its PITs pile up near 0.5, which its test of
     uniformity reports as miscalibration (it did, p = 0.01, on a quick fit of the bundled
-    simulated example). The leave-one-out PIT
-    (:func:`arviz_plots.plot_loo_pit`) avoids that but needs a log-likelihood per visit, and the
-    fit holds one per patient (the marginal model integrates each patient's effects out, so a
-    patient's visits are not independent given the parameters).
+    simulated example). The calibration check that avoids this is :func:`plot_loo_pit`: each
+    score against the predictive distribution of a new patient, leaving the patient out.
 
     Parameters
     ----------
@@ -807,4 +806,63 @@ def plot_ppc(
     ax1.set_ylabel("Proportion of visits")
     for a in (ax0, ax1):
         a.tick_params(labelsize=8)
+    return fig
+
+
+def plot_loo_pit(
+    fit: FitResult,
+    kind: str = "slope",
+    *,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Leave-one-patient-out PIT of the course after the first injection (calibration).
+
+    Each patient's least-squares slope after the first injection (``kind="slope"``, one value
+    per patient with at least 3 such visits), or each score after it (``kind="score"``), is
+    set against the predictive distribution of a new patient like them (same visits,
+    injections and arm) given the other patients: its PIT (:func:`slopeshift.loo.loo_pit`).
+    For a calibrated model the PITs are uniform: drawn by :func:`arviz_plots.plot_ecdf_pit` as
+    the difference between their empirical CDF and the uniform CDF, with ArviZ's test of
+    uniformity (the p-value in the corner; values that drive a deviation highlighted).
+    Patients are independent given the population, so the test is right for slopes; a
+    patient's scores are correlated, so for scores it is far too eager (read shapes, not the
+    p-value). An S shape (above, then below zero) means predictions too narrow; the mirror
+    shape, too wide; an arch above zero, observed values lower than predicted.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fit of the marginal model (Normal likelihood, no censoring).
+    kind : {"slope", "score"}, default "slope"
+    ax : Axes, optional
+        Draw into this Axes instead of a new figure.
+    figsize : (float, float), optional
+        Figure size in inches; default (5.0, 3.6).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x: PIT (0-1); y: ECDF minus uniform CDF.
+    """
+    from slopeshift.loo import loo_pit
+
+    pit = loo_pit(fit, kind=kind)
+    fig, ax = _single_axes(ax, figsize, (5.0, 3.6))
+    dim = pit.dims[0]
+    data = xr.Dataset({"pit": (dim, pit.values)})
+    tree = xr.DataTree.from_dict({"loo_pit": data})
+    pc = _plot_collection(np.array([[ax]]), data.rename({dim: "draw"}).expand_dims(chain=[0]),
+                          rows=[], cols=["__variable__"])
+    # ArviZ's default uniformity test (method "pot_c": a p-value, with the values that drive
+    # a deviation highlighted); its "envelope" method fails on this version
+    azp.plot_ecdf_pit(tree, group="loo_pit", sample_dims=[dim], plot_collection=pc,
+                      visuals={"title": False, "remove_axis": False})
+    ax.set_xlabel("Leave-one-patient-out PIT")
+    ax.set_ylabel("ECDF minus uniform CDF")
+    ax.tick_params(labelsize=8)
+    n_pat = len(set(pit["patient"].values))
+    what = (f"slopes after the first injection, {n_pat} patients" if kind == "slope"
+            else f"{pit.sizes['visit']} scores after the first injection, {n_pat} patients")
+    ax.set_title(what, fontsize=9)
     return fig

@@ -777,6 +777,15 @@ def write_report(
          "Empirical distribution of the observed scores against scores replicated from the "
          "posterior (ECDF, left; histogram, right).",
          lambda: plots.plot_ppc(fit, random_seed=random_seed)),
+        *([("Leave-one-patient-out calibration",
+            "PIT of each patient's least-squares slope after the first injection against the "
+            "predictive distribution of a new patient with the same visits, given the other "
+            "patients: the difference between their empirical CDF and the uniform CDF, with "
+            "ArviZ's test of uniformity (p-value; highlighted: values driving a deviation). "
+            "A calibrated model gives a line near zero; an arch above zero means slopes "
+            "steeper (faster decline) than predicted, below zero slower.",
+            lambda: plots.plot_loo_pit(fit))]
+          if fit.config.get("effects", "marginal") == "marginal" else []),
         ("Sampler traces",
          "Per-chain densities (left) and traces (right) of the population parameters, drawn "
          "by ArviZ; chains should overlap and look like stationary noise.",
