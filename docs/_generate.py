@@ -21,6 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from slopeshift import SlopeShiftModel, example_trial, plots  # noqa: E402
+from slopeshift.loo import format_comparison, loo_pit  # noqa: E402
+from slopeshift.sensitivity import format_power_scaling  # noqa: E402
 from slopeshift.tables import (  # noqa: E402
     cycle_table,
     export_table,
@@ -68,6 +70,15 @@ def main() -> None:
     _numeric(fit.slowing().head(6), tabs / "slowing_numeric.md")
     diag = fit.diagnostics()
     _numeric(diag.reset_index(), tabs / "diagnostics.md", 3)
+    # model checking: leave-one-patient-out comparison of the ladder (five refits), and
+    # power-scaling sensitivity of the priors
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        comparison = fit.compare()
+    export_table(format_comparison(comparison), tabs / "comparison.md")
+    export_table(format_power_scaling(fit.power_scaling()), tabs / "power_scaling.md")
+    pit = loo_pit(fit)
+    print(f"LOO-PIT of the post-injection slopes: {pit.round(2).values}")
 
     first = [str(p) for p in fit.design["patient"].values][:8]
     patients = list(dict.fromkeys([*first, "P18"]))  # include the untreated patient
@@ -81,6 +92,7 @@ def main() -> None:
                                                 "sd_patient"]),
         "rank": lambda: plots.plot_trace(fit, ["theta", "rho_bar"], kind="rank"),
         "ppc": lambda: plots.plot_ppc(fit, random_seed=0),
+        "loo-pit": lambda: plots.plot_loo_pit(fit),
     }
     for name, make in figures.items():
         fig = make()

@@ -48,8 +48,8 @@ def _resolve(pkg: griffe.Module, obj: griffe.Object, target: str) -> str | None:
         rel = path.removeprefix(pkg.path).lstrip(".")
         try:
             found = pkg.get_member(rel) if rel else pkg
-        except (KeyError, ValueError):
-            continue
+        except (KeyError, ValueError, griffe.AliasResolutionError):
+            continue  # not in the package (e.g. through an imported module's alias)
         try:
             return found.final_target.path if found.is_alias else found.path
         except griffe.AliasResolutionError:

@@ -17,6 +17,8 @@ CASES = [
     ("csv_with_dates.py", "Patient table (publication):", "visits.csv"),
     ("fvc_outcome.py", "Population slowing of FVC decline:", "population.csv"),
     ("priors_and_threshold.py", "ratio, sceptical priors", "comparison.csv"),
+    ("model_checking.py", "Leave-one-patient-out PIT of the post-injection slopes",
+     "loo_pit.png"),
     ("natural_history.py", "no effect: default (drift, acceleration, enrolment)",
      "comparison.csv"),
 ]
