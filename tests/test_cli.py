@@ -196,7 +196,7 @@ def test_every_model_and_sampler_option_is_passed_on(monkeypatch):
               "--interval-ref", "2.5", "--planned-interval", "3.5", "--covariates", "age,sex[M]",
               "--jump", "--likelihood", "student_t", "--censored", "--no-drift",
               "--enrolment", "-0.5", "--floors", "include", "--flat-runin", "include",
-              "--draws", "150", "--tune", "120",
+              "--slowing", "common", "--no-interval-effect", "--draws", "150", "--tune", "120",
               "--chains", "3", "--cores", "1", "--target-accept", "0.95", "--mass-matrix",
               "low_rank", "--seed", "7", "--quiet"])
     assert seen["model"].config == {
@@ -204,6 +204,7 @@ def test_every_model_and_sampler_option_is_passed_on(monkeypatch):
         "covariates": ["age", "sex[M]"], "jump": True, "likelihood": "student_t",
         "censored": True, "effects": "latent", "drift": False, "enrolment": -0.5,
         "floors": "include", "planned_interval": 3.5, "flat_runin": "include",
+        "slowing": "common", "interval_effect": False,
     }
     assert seen["fit"] == {"draws": 150, "tune": 120, "chains": 3, "random_seed": 7,
                            "sampler": "nutpie", "cores": 1, "target_accept": 0.95,

@@ -378,6 +378,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "one-sided 95%% upper bound is not below 0): exclude keeps them out of "
                         "responder counts and lists them with their slope change in outcome "
                         "units/month, include counts them (default: %(default)s)")
+    g.add_argument("--slowing", default="per_cycle", choices=["per_cycle", "common", "none"],
+                   help="the population slowing: one mean per cycle, one shared by every "
+                        "cycle, or no treatment effect (a rung of the model comparison) "
+                        "(default: %(default)s)")
+    g.add_argument("--interval-effect", action=argparse.BooleanOptionalAction, default=True,
+                   help="slowing depends on the injection interval (theta); "
+                        "--no-interval-effect fixes theta at 0 (default: --interval-effect)")
     g.add_argument("--priors", type=Path, default=None, metavar="FILE.toml",
                    help="priors replacing the defaults key by key: one TOML table per prior "
                         "name, e.g. rho_cycle = {dist = \"Normal\", mu = 0.0, sigma = 0.25} "
@@ -513,7 +520,8 @@ def _model(data: TrialData, args: argparse.Namespace,
         interval_ref=args.interval_ref, planned_interval=args.planned_interval,
         covariates=args.covariates, jump=args.jump, likelihood=args.likelihood,
         censored=args.censored, drift=args.drift, enrolment=args.enrolment, floors=args.floors,
-        flat_runin=args.flat_runin, priors=priors,
+        flat_runin=args.flat_runin, slowing=args.slowing,
+        interval_effect=args.interval_effect, priors=priors,
     )
 
 
