@@ -262,3 +262,35 @@ def test_additive_slowing_scale_is_the_treated_patients_natural_rate(example_dat
     want = abs((natural * k["effect"]).sum() / k["effect"].sum())
     assert float(fn(point)) == pytest.approx(want, rel=1e-10)
     assert want != pytest.approx(abs(float(point["mu_beta"])), rel=0.01)
+
+
+def test_no_parameter_starts_with_a_zero_gradient():
+    """A patient whose scores say nothing about the slope (an untreated patient with one
+    visit) must not start at the population's own start: nutpie rejects a zero gradient
+    ("All initialization points failed")."""
+    import warnings
+
+    from slopeshift import TrialData, simulate_trial
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data, _ = simulate_trial(12, n_untreated=1, random_seed=3)
+    v = data.visits
+    untreated = data.patients.index[~data.patients["treated"]][0]
+    first = v[v["patient"] == untreated].index[0]
+    keep = v[(v["patient"] != untreated) | (v.index == first)]
+    one_visit = TrialData.from_frames(
+        keep[["patient", "time", "value"]].rename(columns={"value": "alsfrs_r"}),
+        data.injections[["patient", "time", "cycle"]])
+    model = SlopeShiftModel(one_visit)
+    pm_model = model.pymc_model
+    point = pm_model.initial_point() | model.initial_values()
+    grad = pm_model.compile_dlogp()(point)
+    assert np.isfinite(grad).all()
+    # the patients' parameters start unjittered (the others are jittered by the sampler)
+    offset = 0
+    for var in pm_model.value_vars:
+        size = point[var.name].size
+        if var.name in ("alpha", "beta_pre"):
+            assert (grad[offset:offset + size] != 0).all(), var.name
+        offset += size

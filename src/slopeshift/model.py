@@ -854,15 +854,18 @@ class SlopeShiftModel:
         -------
         dict
             ``alpha`` (points), ``beta_pre`` (points/month), ``mu_alpha``, ``mu_beta`` and the
-            SDs of the slowing effects. Patients with fewer than 2 run-in visits start at the
-            population value.
+            SDs of the slowing effects. Patients with fewer than 2 run-in visits start near the
+            population value (the slope 10% steeper).
         """
         d = self.design
         slope = d["runin_slope"].values
         icpt = d["runin_intercept"].values
         mu_b = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
         mu_a = float(np.nanmean(icpt)) if np.isfinite(icpt).any() else float(d["y"].mean())
-        beta0 = np.where(np.isfinite(slope), slope, mu_b)
+        # without a run-in line (fewer than 2 run-in visits), a little off the population
+        # start: a patient whose scores do not inform the slope would otherwise start with a
+        # zero gradient, which nutpie rejects ("All initialization points failed")
+        beta0 = np.where(np.isfinite(slope), slope, 1.1 * mu_b)
         if self.config["parameterization"] == "ratio":
             side = -1.0 if mu_b <= 0 else 1.0
             beta0 = side * np.maximum(side * beta0, 0.5 * max(abs(mu_b), 0.1))
