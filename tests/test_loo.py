@@ -267,3 +267,15 @@ def test_loo_pit_is_the_predictive_cdf_of_a_new_patient(trial):
     expected = (sim_slope <= y @ tc / (tc @ tc)).mean()
     got = pit_slope[slopes["patient"] == i][0]
     assert abs(got - expected) < 4 * np.sqrt(expected * (1 - expected) / len(kept)) + 1e-3
+
+
+def test_report_shows_a_given_comparison(small_fit, compared, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from slopeshift.report import write_report
+
+    html = write_report(small_fit, tmp_path, comparison=compared).read_text()
+    assert "11. Model comparison (leave one patient out)" in html
+    assert "natural change, no slowing" in html
+    assert (tmp_path / "comparison_formatted.csv").is_file()

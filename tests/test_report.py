@@ -76,7 +76,7 @@ def report(small_fit, tmp_path_factory):
 def test_report_embeds_png_figures(report):
     path, page = report
     assert path.name == "report.html"
-    assert len(page.images) == 7
+    assert len(page.images) == 8  # with the leave-one-patient-out PIT
     for src in page.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)

@@ -110,6 +110,11 @@ def test_report_shows_a_given_sensitivity_table(small_fit, tmp_path):
     html = path.read_text()
     assert "10. Sensitivity of the headline" in html and "jumps allowed" in html
     assert (tmp_path / "sensitivity_formatted.csv").is_file()
-    # without it, no section (and no refit)
+    assert "Power-scaling of the priors" in html
+    assert (tmp_path / "power_scaling_formatted.csv").is_file()
+    # without it, no refit table: the section says how to add one, and keeps power-scaling
     plain = write_report(small_fit, tmp_path / "plain").read_text()
-    assert "Sensitivity of the headline" not in plain
+    assert "Refits under other analyses" not in plain and "sensitivity=True" in plain
+    assert "Power-scaling of the priors" in plain
+    # a comparison table given is shown in its own section
+    assert "Model comparison" not in plain
