@@ -297,7 +297,9 @@ class FitResult:
         if bad_r:
             msgs.append(
                 f"R-hat above {RHAT_MAX} for {bad_r} (max {a['max_r_hat']:.3f}): chains disagree;"
-                " run more tuning and draws (CLI: --tune, --draws) before citing any number."
+                " refit with mass_matrix='low_rank' (CLI: --mass-matrix low_rank), which learns "
+                "the correlated directions, or with more tuning and draws (CLI: --tune, "
+                "--draws) before citing any number."
             )
         bad_e = diag.index[(diag["ess_bulk"] < ESS_MIN) | (diag["ess_tail"] < ESS_MIN)].tolist()
         if bad_e:
