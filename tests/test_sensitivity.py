@@ -114,7 +114,7 @@ def test_report_shows_a_given_sensitivity_table(small_fit, tmp_path):
     assert (tmp_path / "power_scaling_formatted.csv").is_file()
     # without it, no refit table: the section says how to add one, and keeps power-scaling
     plain = write_report(small_fit, tmp_path / "plain").read_text()
-    assert "Refits under other analyses" not in plain and "sensitivity=True" in plain
+    assert "<h3>Refits under other analyses</h3>" not in plain and "sensitivity=True" in plain
     assert "Power-scaling of the priors" in plain
     # a comparison table given is shown in its own section
     assert "Model comparison" not in plain

@@ -38,6 +38,7 @@ import xarray as xr
 from scipy.special import log_ndtr, logsumexp, ndtr
 
 from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning
+from slopeshift.fit import _constant
 
 if TYPE_CHECKING:
     from slopeshift.fit import FitResult
@@ -173,14 +174,9 @@ def _loo_tree(fit: FitResult) -> xr.DataTree:
             fit.idata.children else xr.Dataset()
         fit.idata["log_likelihood"] = xr.DataTree(group.assign(y_patient=ll))
     post = fit.posterior
-    keep = [v for v in _SAMPLED if v in post and not _fixed(post[v])]
+    keep = [v for v in _SAMPLED if v in post and not _constant(post[v])]
     return xr.DataTree.from_dict({"posterior": post[keep],
                                   "log_likelihood": xr.Dataset({"y_patient": ll})})
-
-
-def _fixed(draws: xr.DataArray) -> bool:
-    v = draws.values.reshape(draws.sizes["chain"] * draws.sizes["draw"], -1)
-    return bool(np.all(v == v[:1]))
 
 
 def loo(fit: FitResult, **kwargs: Any) -> arviz_stats.ELPDData:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from slopeshift.fit import _constant
 from slopeshift.priors import Prior, required_keys
 
 if TYPE_CHECKING:
@@ -289,8 +290,7 @@ def log_prior(fit: FitResult) -> xr.Dataset:
         if var not in post or key not in pr:
             continue
         draws = post[var]
-        flat = draws.values.reshape(draws.sizes["chain"] * draws.sizes["draw"], -1)
-        if np.all(flat == flat[:1]):
+        if _constant(draws):
             continue  # fixed by the model
         if var == effect and cfg.get("slowing") == "common":
             draws = draws.isel(cycle=0)
@@ -338,7 +338,7 @@ def power_scaling(fit: FitResult, var_names: Sequence[str] | None = None,
     _, bar, _, _ = given_interval_draws(fit.idata)
     post = post.assign(rho_bar_given=bar)
     names = list(var_names or [v for v in POWER_SCALING_QUANTITIES if v in post])
-    keep = [v for v in names if v in post and not _is_fixed(post[v])]
+    keep = [v for v in names if v in post and not _constant(post[v])]
     missing = [v for v in names if v not in post]
     if missing:
         raise ValueError(f"no posterior quantity {missing}; choose from {sorted(post.data_vars)}.")
@@ -361,11 +361,6 @@ def power_scaling(fit: FitResult, var_names: Sequence[str] | None = None,
     table.index.name = "quantity"
     table.attrs["threshold"] = threshold
     return table
-
-
-def _is_fixed(draws) -> bool:
-    flat = draws.values.reshape(draws.sizes["chain"] * draws.sizes["draw"], -1)
-    return bool(np.all(flat == flat[:1]))
 
 
 def format_power_scaling(table: pd.DataFrame) -> pd.DataFrame:

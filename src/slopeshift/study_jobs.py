@@ -1,0 +1,505 @@
+"""The jobs of :mod:`slopeshift.study`: trial design (power) and null checks on real patients.
+
+Each job builds the specs of a study, runs them with :func:`slopeshift.study.run_study` (local
+process pool, any executor, or a Dask cluster; resumable) and summarises the records:
+
+- :func:`power`: simulate trials of a :class:`TrialDesign` under given effects (realistic
+  natural history, :func:`slopeshift.simulate_realistic_trial`), fit each, and report the
+  probability of success under a decision rule, the type-I error under no effect, bias and
+  coverage of the population slowing and the interval effect, and responder counts;
+- :func:`null_check`: resample patients of an untreated reference cohort (the user's registry
+  extract), give them the trial's schedule as sham injections, fit each resample, and report
+  how often the analysis declares responders or a population effect where there is none, and
+  the decision thresholds that keep those false-positive rates at a target.
+
+These are the public names ``slopeshift.study.TrialDesign``, ``power`` and ``null_check``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slopeshift.data import TrialData
+
+__all__ = ["NullCheck", "TrialDesign", "decision", "null_check", "power", "sham_trial"]
+
+#: Sampler settings of each fit of a study (the library's defaults).
+FIT_DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4}
+
+
+@dataclass(frozen=True)
+class TrialDesign:
+    """A trial to simulate: size, arms, schedule, enrolment and natural history.
+
+    Parameters
+    ----------
+    n_patients : int, default 20
+        Treated patients enrolled.
+    n_controls : int, default 0
+        Concurrent controls (sham injections on the same schedule); 0 for single-arm.
+    runin_months : float, default 6.0
+        Run-in before the first injection, months.
+    gaps : tuple of float, default (3.0, 3.0, 3.0)
+        Planned months between consecutive injections (``len(gaps) + 1`` injections).
+    followup_months : float, default 6.0
+        Follow-up after the last injection, months.
+    visit_every : float, default 1.0
+        Months between visits.
+    enrolment_max_slope : float, "median" or None, default "median"
+        Enrolment on the run-in least-squares slope (points/month): enrol below this value,
+        below the screened population's median, or everyone.
+    dropout : bool or float, default True
+        Informative dropout (a float: the base hazard per month).
+    natural_history : dict, optional
+        Parameters of the natural-history generator
+        (:func:`slopeshift.simulate_realistic_trial`'s ``**natural_history_params``).
+
+    Examples
+    --------
+    >>> TrialDesign(n_patients=40, gaps=(4.5, 4.5), n_controls=40)  # doctest: +SKIP
+    """
+
+    n_patients: int = 20
+    n_controls: int = 0
+    runin_months: float = 6.0
+    gaps: tuple[float, ...] = (3.0, 3.0, 3.0)
+    followup_months: float = 6.0
+    visit_every: float = 1.0
+    enrolment_max_slope: float | str | None = "median"
+    dropout: bool | float = True
+    natural_history: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (gaps as a list)."""
+        out = asdict(self)
+        out["gaps"] = list(self.gaps)
+        out["natural_history"] = dict(self.natural_history)
+        return out
+
+    def simulate(self, effect: float = 0.0, interval_effect: float = 0.0,
+                 effect_sd: float = 0.2, random_seed: int = 0) -> tuple[TrialData, dict]:
+        """One simulated trial of this design (see :func:`slopeshift.simulate_realistic_trial`).
+
+        Parameters
+        ----------
+        effect : float
+            Population slowing (fraction of the natural pace) at a 3-month interval.
+        interval_effect : float
+            Change of slowing per month of interval beyond 3 months (per month).
+        effect_sd : float
+            SD of a patient's own slowing.
+        random_seed : int
+
+        Returns
+        -------
+        (TrialData, dict)
+            The trial and its truth.
+        """
+        from slopeshift.natural import simulate_realistic_trial
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return simulate_realistic_trial(
+                self.n_patients, n_controls=self.n_controls, runin_months=self.runin_months,
+                gaps=tuple(self.gaps), followup_months=self.followup_months,
+                visit_every=self.visit_every, enrolment_max_slope=self.enrolment_max_slope,
+                effect=effect, effect_sd=effect_sd, interval_effect=interval_effect,
+                dropout=self.dropout, random_seed=random_seed, **dict(self.natural_history))
+
+
+def decision(rule: tuple[str, float, float] | None) -> tuple[str, float, float]:
+    """Check a decision rule ``(quantity, threshold, probability)``.
+
+    The trial succeeds when P(quantity > threshold) >= probability, ``quantity`` a row of
+    :meth:`FitResult.population` (default ``("rho_bar_given", 0.0, 0.975)``: the primary
+    population slowing is positive with probability at least 0.975).
+    """
+    rule = ("rho_bar_given", 0.0, 0.975) if rule is None else tuple(rule)
+    if len(rule) != 3 or not 0 < float(rule[2]) < 1:
+        raise ValueError("rule must be (quantity, threshold, probability), e.g. "
+                         f"('rho_bar_given', 0.0, 0.975); got {rule!r}.")
+    return str(rule[0]), float(rule[1]), float(rule[2])
+
+
+def _record(fit, rule: tuple[str, float, float], threshold: float, prob: float) -> dict:
+    """The summaries of one fit that the jobs keep (a flat dict of scalars)."""
+    quantity, c, p = rule
+    pop = fit.population([threshold, c] if c != threshold else threshold)
+    pop = pop.set_index("quantity")
+    if quantity not in pop.index:
+        raise ValueError(f"the rule's quantity {quantity!r} is not in the population table "
+                         f"({list(pop.index)}).")
+    p_rule = float(pop.loc[quantity, f"p_gt_{c:g}"]) if c != 0 else float(
+        pop.loc[quantity, "p_gt_0"])
+    pt = fit.patients(threshold).set_index("patient")
+    pt = pt[pt["status"] == "treated"]
+    pcol = f"p_gt_{threshold:g}"
+    cyc = pop.loc[[q for q in pop.index if q.startswith("rho_cycle[")]]
+    theta = fit.interval_effect(threshold).set_index("quantity").loc["theta"]
+    bar = pop.loc["rho_bar_given"]
+    diag = fit.diagnostics().attrs
+    return {
+        "p_rule": p_rule,
+        "success": bool(p_rule >= p),
+        "rho_bar_mean": float(bar["mean"]),
+        "rho_bar_lo": float(bar["ci_2.5"]),
+        "rho_bar_hi": float(bar["ci_97.5"]),
+        "p_rho_bar_gt_0": float(bar["p_gt_0"]),
+        "max_p_cycle_gt_0": float(cyc["p_gt_0"].max()),
+        "theta_mean": float(theta["mean"]),
+        "theta_lo": float(theta["ci_2.5"]),
+        "theta_hi": float(theta["ci_97.5"]),
+        "n_evaluable": int(pt[pcol].notna().sum()),
+        "declared": int((pt[pcol] >= prob).sum()),
+        "max_p_patient": float(pt[pcol].max()) if pt[pcol].notna().any() else float("nan"),
+        "max_r_hat": float(diag["max_r_hat"]),
+        "min_ess": float(min(diag["min_ess_bulk"], diag["min_ess_tail"])),
+        "divergences": int(diag["divergences"]),
+    }
+
+
+def _fit(data: TrialData, spec: Mapping, seed: int):
+    from slopeshift.model import SlopeShiftModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SlopeShiftModel(data, **dict(spec.get("model", {})))
+        return model.fit(**(FIT_DEFAULTS | dict(spec.get("fit", {}))), random_seed=seed,
+                         progressbar=False, check=False)
+
+
+def _power_task(spec: dict, seed: int) -> dict:
+    """One simulated trial of a design under one effect, fitted (a study task)."""
+    design = TrialDesign(**(spec["design"] | {"gaps": tuple(spec["design"]["gaps"])}))
+    data, truth = design.simulate(spec["effect"], spec["interval_effect"], spec["effect_sd"],
+                                  random_seed=seed)
+    fit = _fit(data, spec, seed)
+    rec = _record(fit, tuple(spec["rule"]), spec["threshold"], spec["prob"])
+    pats = truth["patients"]
+    treated = pats[pats.get("arm", pd.Series("treated", index=pats.index)) == "treated"] \
+        if "arm" in pats else pats
+    rec["true_responders"] = int(treated["responder"].sum()) if "responder" in treated else -1
+    return rec
+
+
+def power(design: TrialDesign, effects: Sequence[Mapping[str, float]] | Mapping[str, float],
+          n_trials: int, out_dir: str | Path, *, rule: tuple[str, float, float] | None = None,
+          threshold: float = 0.25, prob: float = 0.9, seed: int = 0,
+          model_options: Mapping[str, Any] | None = None,
+          fit_options: Mapping[str, Any] | None = None, **run_options: Any) -> pd.DataFrame:
+    """Operating characteristics of a design under a decision rule, by simulation.
+
+    Parameters
+    ----------
+    design : TrialDesign
+    effects : mapping or sequence of mappings
+        Each ``{"effect": rho, "interval_effect": theta, "effect_sd": sd}`` (missing keys: 0,
+        0, and 0.2, or 0 where the effect is 0: no effect for anyone); include
+        ``{"effect": 0}`` for the type-I error.
+    n_trials : int
+        Simulated trials per effect.
+    out_dir : str or Path
+        The study's store (resumable; see :func:`slopeshift.study.run_study`).
+    rule : (str, float, float), optional
+        Decision rule (see :func:`decision`; default: P(rho_bar_given > 0) >= 0.975).
+    threshold : float, default 0.25
+        Responder threshold (fraction of the pre-treatment rate).
+    prob : float, default 0.9
+        Probability at which a patient is declared a responder.
+    seed : int, default 0
+        Study seed.
+    model_options, fit_options : mapping, optional
+        Options of :class:`~slopeshift.model.SlopeShiftModel` and of ``fit()`` (default: the
+        library's defaults, 4 chains x 1000 draws).
+    **run_options
+        ``workers``, ``executor``, ``scheduler``, ``progress`` of
+        :func:`slopeshift.study.run_study`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per effect: ``effect``, ``interval_effect``, ``n_trials`` (finished without
+        error), ``p_success`` and its Monte Carlo SE ``p_success_se`` (the type-I error where
+        the effect is 0), ``rho_bar_bias`` (mean posterior mean minus the true population
+        slowing at the intervals given, approximated by ``effect``), ``rho_bar_coverage``
+        (95% intervals), ``theta_bias`` and ``theta_coverage``, ``declared_mean`` (patients
+        declared responders) and ``true_responders_mean``, ``healthy`` (share of fits with
+        R-hat <= 1.01, ESS >= 400, no divergence). ``attrs["records"]``: the per-trial table.
+    """
+    from slopeshift.study import run_study
+
+    rule = decision(rule)
+    effects = [effects] if isinstance(effects, Mapping) else list(effects)
+    specs = []
+    for eff in effects:
+        e = {"effect": 0.0, "interval_effect": 0.0} | dict(eff)
+        # no effect means none for anyone (the type-I error), unless a spread is given
+        e.setdefault("effect_sd", 0.2 if e["effect"] != 0 else 0.0)
+        for _ in range(n_trials):
+            specs.append({"design": design.to_dict(), **e, "rule": list(rule),
+                          "threshold": threshold, "prob": prob,
+                          "model": dict(model_options or {}), "fit": dict(fit_options or {})})
+    records = run_study(_power_task, specs, out_dir, seed=seed, name="power", **run_options)
+    return _power_summary(records, rule)
+
+
+def _power_summary(records: pd.DataFrame, rule: tuple[str, float, float]) -> pd.DataFrame:
+    ok = records[records["error"].isna()] if "error" in records else records
+    rows = []
+    for (eff, ie), g in ok.groupby(["spec_effect", "spec_interval_effect"], sort=False):
+        n = len(g)
+        p = float(g["success"].mean())
+        healthy = (g["max_r_hat"] <= 1.01) & (g["min_ess"] >= 400) & (g["divergences"] == 0)
+        rows.append({
+            "effect": eff, "interval_effect": ie, "n_trials": n,
+            "p_success": p, "p_success_se": float(np.sqrt(p * (1 - p) / n)) if n else np.nan,
+            "rho_bar_bias": float(g["rho_bar_mean"].mean() - eff),
+            "rho_bar_coverage": float(((g["rho_bar_lo"] <= eff) & (eff <= g["rho_bar_hi"]))
+                                      .mean()),
+            "theta_bias": float(g["theta_mean"].mean() - ie),
+            "theta_coverage": float(((g["theta_lo"] <= ie) & (ie <= g["theta_hi"])).mean()),
+            "declared_mean": float(g["declared"].mean()),
+            "true_responders_mean": float(g["true_responders"].mean()),
+            "healthy": float(healthy.mean()),
+        })
+    out = pd.DataFrame(rows)
+    out.attrs["records"] = records
+    out.attrs["rule"] = rule
+    return out
+
+
+# ---------------------------------------------------------------------------- null checks
+def sham_trial(reference: pd.DataFrame, patients: Sequence[str], *, runin_months: float,
+               gaps: Sequence[float], followup_months: float, outcome: str = "alsfrs_r",
+               patient_col: str = "patient", time_col: str = "time") -> TrialData:
+    """Untreated patients with a trial's schedule given as sham injections.
+
+    Each patient's first sham injection is at their first visit + ``runin_months`` (months),
+    the next ones ``gaps`` months apart while they are still followed; visits after the last
+    injection + ``followup_months`` are left out.
+
+    Parameters
+    ----------
+    reference : pandas.DataFrame
+        Visits of untreated patients: ``patient_col``, ``time_col`` (months) and the outcome
+        (or the 12 ALSFRS-R items).
+    patients : sequence of str
+        The patients to take (ids may repeat: a repeat is a new patient, id suffixed ``#2``).
+    runin_months, gaps, followup_months : float
+        The schedule, months.
+    outcome, patient_col, time_col : str
+
+    Returns
+    -------
+    TrialData
+    """
+    visits, shams = [], []
+    seen: dict[str, int] = {}
+    for pid in patients:
+        seen[pid] = seen.get(pid, 0) + 1
+        new_id = pid if seen[pid] == 1 else f"{pid}#{seen[pid]}"
+        v = reference[reference[patient_col] == pid].sort_values(time_col)
+        t = v[time_col].to_numpy(dtype=float)
+        first = t.min() + runin_months
+        times = [first]
+        for g in gaps:
+            if times[-1] + g > t.max():
+                break
+            times.append(times[-1] + g)
+        v = v[v[time_col] <= times[-1] + followup_months].copy()
+        v[patient_col] = new_id
+        visits.append(v)
+        shams.append(pd.DataFrame({patient_col: new_id, time_col: times,
+                                   "cycle": np.arange(1, len(times) + 1)}))
+    vis = pd.concat(visits, ignore_index=True)
+    return TrialData.from_frames(
+        vis.rename(columns={patient_col: "patient", time_col: "time"}),
+        pd.concat(shams, ignore_index=True).rename(columns={patient_col: "patient",
+                                                             time_col: "time"}),
+        outcome=outcome)
+
+
+def _eligible(reference: pd.DataFrame, runin_months: float, min_runin_visits: int,
+              min_after_months: float, outcome: str, patient_col: str,
+              time_col: str) -> pd.DataFrame:
+    """Patients with a run-in of at least ``min_runin_visits`` visits and follow-up after the
+    first sham injection; with their run-in least-squares slope (units/month)."""
+    rows = []
+    for pid, v in reference.groupby(patient_col, sort=True):
+        t = v[time_col].to_numpy(dtype=float)
+        y = v[outcome].to_numpy(dtype=float) if outcome in v else None
+        start = t.min() + runin_months
+        run = t <= start
+        if run.sum() < min_runin_visits or t.max() < start + min_after_months or y is None:
+            continue
+        slope = float(np.polyfit(t[run], y[run], 1)[0])
+        rows.append({"patient": pid, "runin_slope": slope})
+    return pd.DataFrame(rows, columns=["patient", "runin_slope"])
+
+
+def _null_task(spec: dict, seed: int) -> dict:
+    """One resample of the reference cohort with sham injections, fitted (a study task)."""
+    reference = pd.read_parquet(spec["reference"])
+    pool = pd.read_parquet(spec["pool"])
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(pool["patient"].to_numpy(), size=spec["n_patients"],
+                      replace=spec["n_patients"] > len(pool))
+    data = sham_trial(reference, [str(p) for p in pick], runin_months=spec["runin_months"],
+                      gaps=spec["gaps"], followup_months=spec["followup_months"],
+                      outcome=spec["outcome"])
+    fit = _fit(data, spec, seed)
+    rec = _record(fit, tuple(spec["rule"]), spec["threshold"], spec["prob"])
+    pt = fit.patients(spec["threshold"]).set_index("patient")
+    pt = pt[pt["status"] == "treated"]
+    # every evaluable patient's P(slowing > threshold), for the calibrated patient threshold
+    rec["p_patients"] = ";".join(f"{v:.6f}" for v in pt[f"p_gt_{spec['threshold']:g}"].dropna())
+    return rec
+
+
+@dataclass
+class NullCheck:
+    """What :func:`null_check` found.
+
+    Attributes
+    ----------
+    records : pandas.DataFrame
+        One row per resample (see :func:`slopeshift.study.load_study`).
+    summary : pandas.DataFrame
+        One row per check: ``check``, ``rate`` (false-positive rate), ``se`` (Monte Carlo),
+        ``n`` (resamples or patients it is over), ``calibrated`` (the decision probability
+        that would keep the rate at ``target``).
+    target : float
+    """
+
+    records: pd.DataFrame
+    summary: pd.DataFrame
+    target: float
+
+
+def null_check(reference: pd.DataFrame, n_patients: int, n_resamples: int,
+               out_dir: str | Path, *, runin_months: float = 6.0,
+               gaps: Sequence[float] = (3.0, 3.0, 3.0), followup_months: float = 6.0,
+               enrolment_max_slope: float | str | None = "median", min_runin_visits: int = 3,
+               rule: tuple[str, float, float] | None = None, threshold: float = 0.25,
+               prob: float = 0.9, target: float = 0.05, seed: int = 0,
+               outcome: str = "alsfrs_r", patient_col: str = "patient", time_col: str = "time",
+               model_options: Mapping[str, Any] | None = None,
+               fit_options: Mapping[str, Any] | None = None, **run_options: Any) -> NullCheck:
+    """False-positive rates of the analysis on untreated patients given sham injections.
+
+    Each resample draws ``n_patients`` patients (without replacement when the cohort is large
+    enough) from the eligible patients of ``reference`` (a run-in of ``runin_months`` months
+    with at least ``min_runin_visits`` visits, and follow-up after it; enrolled by
+    ``enrolment_max_slope`` on the run-in least-squares slope, as the trial enrols), gives them
+    the trial's schedule as sham injections (:func:`sham_trial`) and fits the model. Nothing
+    was done to these patients, so every responder declared and every population effect found
+    is a false positive.
+
+    Parameters
+    ----------
+    reference : pandas.DataFrame
+        Visits of untreated patients (a registry extract): ``patient_col``, ``time_col``
+        (months) and the outcome (or the 12 ALSFRS-R items). Third-party patient data stay
+        with the user: nothing is written but the study's store in ``out_dir``.
+    n_patients : int
+        Patients per resampled trial.
+    n_resamples : int
+        Resampled trials.
+    out_dir : str or Path
+        The study's store (resumable, in ``out_dir/study``), beside a copy of the reference
+        visits (``reference.parquet``) and the eligible patients with their run-in slopes
+        (``eligible.parquet``).
+    runin_months, gaps, followup_months : float
+        The trial's schedule, months.
+    enrolment_max_slope : float, "median" or None, default "median"
+        Enrolment on the run-in slope (points/month): below this value, below the eligible
+        cohort's median, or everyone.
+    min_runin_visits : int, default 3
+    rule : (str, float, float), optional
+        The trial's decision rule (:func:`decision`; default P(rho_bar_given > 0) >= 0.975).
+    threshold : float, default 0.25
+        Responder threshold (fraction of the pre-treatment rate).
+    prob : float, default 0.9
+        Probability at which a patient is declared a responder.
+    target : float, default 0.05
+        False-positive rate the calibrated thresholds keep.
+    seed : int, default 0
+    outcome, patient_col, time_col : str
+    model_options, fit_options : mapping, optional
+    **run_options
+        ``workers``, ``executor``, ``scheduler``, ``progress`` of
+        :func:`slopeshift.study.run_study`.
+
+    Returns
+    -------
+    NullCheck
+        ``summary`` rows: ``patients declared responders`` (share of evaluable patients with
+        P(slowing > threshold) >= prob; calibrated: the (1 - target) quantile of those
+        probabilities), ``trial: any cycle P(rho_k > 0) >= prob`` (calibrated: the quantile of
+        each trial's largest cycle probability) and ``trial: decision rule met``
+        (calibrated: the quantile of P(rule)).
+    """
+    from slopeshift.study import run_study
+
+    rule = decision(rule)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    missing = [c for c in (patient_col, time_col) if c not in reference]
+    if missing:
+        raise ValueError(f"reference: missing column(s) {missing}; found {list(reference)}.")
+    pool = _eligible(reference, runin_months, min_runin_visits, min(gaps[:1] or [3.0]),
+                     outcome, patient_col, time_col)
+    if enrolment_max_slope is not None and len(pool):
+        cut = (float(pool["runin_slope"].median()) if enrolment_max_slope == "median"
+               else float(enrolment_max_slope))
+        pool = pool[pool["runin_slope"] < cut]
+    if len(pool) < 2:
+        raise ValueError(
+            f"reference: {len(pool)} patient(s) have a run-in of {runin_months:g} months with "
+            f"at least {min_runin_visits} visits, follow-up after it and meet the enrolment "
+            "rule; a null check needs a cohort (ideally several times n_patients).")
+    if len(pool) < n_patients:
+        warnings.warn(f"only {len(pool)} eligible patients for trials of {n_patients}: "
+                      "patients are drawn with replacement (a repeat counts as a new patient).",
+                      stacklevel=2)
+    ref_path = out / "reference.parquet"
+    cols = [c for c in reference.columns]
+    reference[cols].rename(columns={patient_col: "patient", time_col: "time"}).to_parquet(
+        ref_path)
+    pool_path = out / "eligible.parquet"
+    pool.to_parquet(pool_path)
+    spec = {"reference": str(ref_path), "pool": str(pool_path),
+            "n_patients": int(n_patients), "runin_months": float(runin_months),
+            "gaps": [float(g) for g in gaps], "followup_months": float(followup_months),
+            "outcome": outcome, "rule": list(rule), "threshold": float(threshold),
+            "prob": float(prob), "model": dict(model_options or {}),
+            "fit": dict(fit_options or {})}
+    records = run_study(_null_task, [dict(spec, resample=i) for i in range(n_resamples)],
+                        out / "study", seed=seed, name="null_check", **run_options)
+    return NullCheck(records, _null_summary(records, prob, target), target)
+
+
+def _null_summary(records: pd.DataFrame, prob: float, target: float) -> pd.DataFrame:
+    ok = records[records["error"].isna()] if "error" in records else records
+    p_pat = np.array([float(x) for s in ok["p_patients"] for x in str(s).split(";") if x])
+    n_t = len(ok)
+
+    def row(check, hits, n, values):
+        rate = float(np.mean(hits)) if n else np.nan
+        return {"check": check, "rate": rate,
+                "se": float(np.sqrt(rate * (1 - rate) / n)) if n else np.nan, "n": n,
+                "calibrated": float(np.quantile(values, 1 - target)) if n else np.nan}
+
+    return pd.DataFrame([
+        row("patients declared responders", p_pat >= prob, len(p_pat), p_pat),
+        row(f"trial: any cycle P(rho_k > 0) >= {prob:g}", ok["max_p_cycle_gt_0"] >= prob, n_t,
+            ok["max_p_cycle_gt_0"]),
+        row("trial: decision rule met", ok["success"].astype(bool), n_t, ok["p_rule"]),
+    ])
