@@ -92,3 +92,37 @@ def test_power_and_null_check_run_small_studies(cohort, tmp_path):
     again = null_check(cohort, 10, 2, tmp_path / "null", gaps=(3.0,), fit_options=QUICK,
                        workers=1, progress=False)
     pd.testing.assert_frame_equal(again.records, check.records)
+
+
+def test_prior_trial_is_seeded_and_keeps_the_design(example_data):
+    from slopeshift import SlopeShiftModel
+    from slopeshift.prior_check import prior_trial
+
+    model = SlopeShiftModel(example_data, enrolment=None, floors="include")
+    a, truth = prior_trial(model, 4)
+    b, _ = prior_trial(model, 4)
+    c, _ = prior_trial(model, 5)
+    pd.testing.assert_frame_equal(a.visits, b.visits)
+    assert not np.allclose(a.visits["value"], c.visits["value"])
+    # same visits, injections and arms; new scores
+    np.testing.assert_array_equal(a.visits["time"], example_data.visits["time"])
+    pd.testing.assert_frame_equal(a.injections, example_data.injections)
+    assert not np.allclose(a.visits["value"], example_data.visits["value"])
+    assert set(truth) >= {"rho_bar", "theta", "mu_beta", "sd_patient", "rho_cycle", "rho"}
+    assert truth["rho"].shape == (example_data.patients.shape[0], model.design.sizes["cycle"])
+
+
+@pytest.mark.slow
+def test_calibrate_runs_a_small_study(example_data, tmp_path):
+    from slopeshift.study import Calibration, calibrate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = calibrate(example_data, 2, tmp_path, fit_options=QUICK, workers=1,
+                        progress=False)
+    assert isinstance(cal, Calibration) and len(cal.records) == 2
+    pit = cal.ranks["prior_sbc"].to_dataset()
+    assert set(pit.data_vars) == {"rho_bar", "theta", "mu_beta", "sd_patient"}
+    assert ((pit.to_array() > 0) & (pit.to_array() < 1)).all()
+    assert list(cal.coverage["level"]) == [0.5, 0.9] and (cal.coverage["n_cells"] > 20).all()
+    assert cal.reliability["n"].sum() == cal.coverage["n_cells"].iloc[0]

@@ -19,9 +19,10 @@ import pymc as pm
 from slopeshift.design import evaluable_cells
 
 if TYPE_CHECKING:
+    from slopeshift.data import TrialData
     from slopeshift.model import SlopeShiftModel
 
-__all__ = ["prior_predictive", "prior_predictive_draws"]
+__all__ = ["prior_predictive", "prior_predictive_draws", "prior_trial"]
 
 
 def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
@@ -113,7 +114,62 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
         "rho": rho[:, cells],
         "slope": slope[:, cells],
         "natural": natural[:, cells],
+        # every patient x cycle, and the population draws (for simulating scores)
+        "rho_all": np.where(k["has"] & (k["effect"] > 0), rho, np.nan),
+        "slope_all": slope,
+        "mu_beta": mu_beta,
+        "sd_patient": sd_p,
+        "sd_drift": sd_d if cfg["drift"] else np.zeros(draws),
     }
+
+
+def prior_trial(model: SlopeShiftModel, random_seed: int) -> tuple[TrialData, dict]:
+    """A trial simulated from the model's priors, on ``model``'s visits and injections.
+
+    One draw of every parameter from its prior (:func:`prior_predictive_draws`), then each
+    patient's intercept, run-in drift and scores from the model's own formulas (Normal noise;
+    scores neither rounded nor clipped): the generative model that simulation-based
+    calibration needs (:func:`slopeshift.study.calibrate`). Lasting-floor deviations and
+    jumps are not simulated: use it with ``floors="include"`` and ``jump=False``.
+
+    Parameters
+    ----------
+    model : SlopeShiftModel
+        The template: its design (visit times, injections, arms) and priors.
+    random_seed : int
+
+    Returns
+    -------
+    (TrialData, dict)
+        The trial (the template's tables with new scores) and the truth: ``rho_bar``,
+        ``theta``, ``mu_beta``, ``sd_patient`` (floats), ``rho_cycle`` (cycle,) and ``rho``
+        (patient, cycle; NaN where no cell with an effect).
+    """
+    import dataclasses
+
+    dr = prior_predictive_draws(model, draws=1, random_seed=random_seed)
+    k = model._constants()
+    pr = model.priors
+    rng = np.random.default_rng([random_seed, 1])
+
+    def one(name: str) -> float:
+        return float(pm.draw(pr[name].as_dist(), random_seed=rng))
+
+    n_p = k["has"].shape[0]
+    alpha = one("mu_alpha") + one("sd_alpha") * rng.standard_normal(n_p)
+    sigma = one("sigma")
+    pre = dr["beta_pre"][0] + dr["sd_drift"][0] * rng.standard_normal(n_p)
+    p_idx = k["p_idx"]
+    y = (alpha[p_idx] + pre[p_idx] * k["x_pre"]
+         + (dr["slope_all"][0][p_idx] * k["x_cycle"]).sum(axis=1)
+         + sigma * rng.standard_normal(len(p_idx)))
+    visits = model.data.visits.copy()
+    visits.loc[model.design["visit"].values, "value"] = y
+    data = dataclasses.replace(model.data, visits=visits)
+    truth = {"rho_bar": float(dr["rho_bar"][0]), "theta": float(dr["theta"][0]),
+             "mu_beta": float(dr["mu_beta"][0]), "sd_patient": float(dr["sd_patient"][0]),
+             "rho_cycle": dr["rho_cycle"][0], "rho": dr["rho_all"][0]}
+    return data, truth
 
 
 def prior_predictive(model: SlopeShiftModel, draws: int = 4000, random_seed: int = 0,

@@ -51,8 +51,8 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import distributed
 
-__all__ = ["NullCheck", "TrialDesign", "load_study", "null_check", "power", "run_study",
-           "task_seed"]
+__all__ = ["Calibration", "NullCheck", "TrialDesign", "calibrate", "load_study", "null_check",
+           "power", "run_study", "task_seed"]
 
 _STUDY_FILE = "study.json"
 _TASKS_DIR = "tasks"
@@ -506,4 +506,11 @@ def load_study(out_dir: str | Path) -> pd.DataFrame:
 
 
 # the jobs built on the engine (trial design, null checks); imported last, they use run_study
-from slopeshift.study_jobs import NullCheck, TrialDesign, null_check, power  # noqa: E402
+from slopeshift.study_jobs import (  # noqa: E402
+    Calibration,
+    NullCheck,
+    TrialDesign,
+    calibrate,
+    null_check,
+    power,
+)

@@ -12,7 +12,11 @@ process pool, any executor, or a Dask cluster; resumable) and summarises the rec
   how often the analysis declares responders or a population effect where there is none, and
   the decision thresholds that keep those false-positive rates at a target.
 
-These are the public names ``slopeshift.study.TrialDesign``, ``power`` and ``null_check``.
+- :func:`calibrate`: simulation-based calibration on a trial's own design (ranks of the truth
+  among posterior draws, interval coverage, reliability of P(rho_ik > threshold)).
+
+These are the public names ``slopeshift.study.TrialDesign``, ``power``, ``null_check`` and
+``calibrate``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import pandas as pd
 
 from slopeshift.data import TrialData
 
-__all__ = ["NullCheck", "TrialDesign", "decision", "null_check", "power", "sham_trial"]
+__all__ = ["SBC_QUANTITIES", "Calibration", "NullCheck", "TrialDesign", "calibrate", "decision",
+           "null_check", "power", "sham_trial"]
 
 #: Sampler settings of each fit of a study (the library's defaults).
 FIT_DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4}
@@ -503,3 +508,174 @@ def _null_summary(records: pd.DataFrame, prob: float, target: float) -> pd.DataF
             ok["max_p_cycle_gt_0"]),
         row("trial: decision rule met", ok["success"].astype(bool), n_t, ok["p_rule"]),
     ])
+
+
+# ---------------------------------------------------------------------------- calibration
+#: Quantities whose simulation-based calibration ranks :func:`calibrate` records.
+SBC_QUANTITIES = ("rho_bar", "theta", "mu_beta", "sd_patient")
+
+
+def _calibration_task(spec: dict, seed: int) -> dict:
+    """One trial simulated from the priors on the template's design, fitted (a study task)."""
+    import pickle
+
+    from slopeshift.model import SlopeShiftModel
+    from slopeshift.prior_check import prior_trial
+
+    with open(spec["template"], "rb") as fh:
+        template = pickle.load(fh)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        generator = SlopeShiftModel(template, **spec["model"])
+        data, truth = prior_trial(generator, seed)
+        # the fit keeps the generator's priors (mu_alpha's default is centred on the scores)
+        fit = SlopeShiftModel(data, **spec["model"], priors=generator.priors).fit(
+            **(FIT_DEFAULTS | dict(spec["fit"])), random_seed=seed, progressbar=False,
+            check=False)
+    post = fit.posterior
+    # rho_bar weighs the cycles by the patient-months of this trial's evaluable cells, which
+    # depend on its scores (flat run-ins): the truth uses the fitted trial's weights
+    from slopeshift.design import design_weights
+
+    if spec["model"].get("parameterization", "ratio") == "ratio":
+        truth["rho_bar"] = float(np.asarray(truth["rho_cycle"]) @ design_weights(fit.design).values)
+    rng = np.random.default_rng([seed, 2])
+    n = post.sizes["chain"] * post.sizes["draw"]
+    keep = np.unique(np.linspace(0, n - 1, spec["n_ranks"]).round().astype(int))
+    rec: dict[str, Any] = {"n_ranks": len(keep)}
+    for q in SBC_QUANTITIES:
+        draws = post[q].values.reshape(n)[keep]
+        rank = int((draws < truth[q]).sum() + rng.integers(0, (draws == truth[q]).sum() + 1))
+        rec[f"rank_{q}"] = rank
+        rec[f"pit_{q}"] = (rank + rng.uniform()) / (len(keep) + 1)
+        rec[f"true_{q}"] = truth[q]
+    rho = post["rho"].values.reshape(n, *post["rho"].shape[2:])
+    true = truth["rho"]
+    cells = np.isfinite(true) & np.isfinite(rho).all(axis=0)
+    r, t = rho[:, cells], true[cells]
+    for level in (0.5, 0.9):
+        lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        rec[f"covered_{int(level * 100)}"] = int(((lo <= t) & (t <= hi)).sum())
+    rec["n_cells"] = int(cells.sum())
+    c = spec["threshold"]
+    p = (r > c).mean(axis=0)
+    rec["cells_p"] = ";".join(f"{v:.4f}" for v in p)
+    rec["cells_true"] = ";".join("1" if v > c else "0" for v in t)
+    diag = fit.diagnostics().attrs
+    rec["max_r_hat"] = float(diag["max_r_hat"])
+    rec["divergences"] = int(diag["divergences"])
+    return rec
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` found.
+
+    Attributes
+    ----------
+    records : pandas.DataFrame
+        One row per simulated trial.
+    ranks : xarray.DataTree
+        Group ``prior_sbc``: one PIT value per trial (dim ``trial``) for each quantity of
+        :data:`SBC_QUANTITIES`, the layout :func:`arviz_plots.plot_ecdf_pit` reads
+        (``plot_ecdf_pit(cal.ranks, sample_dims=["trial"])``).
+    coverage : pandas.DataFrame
+        ``level``, ``coverage`` of the patient x cycle intervals of rho_ik, ``se`` (binomial,
+        too small where cells of one trial are correlated), ``n_cells``.
+    reliability : pandas.DataFrame
+        Cells binned by P(rho_ik > threshold): ``p_mean`` (mean predicted), ``observed`` (share
+        truly above the threshold), ``se``, ``n``.
+    """
+
+    records: pd.DataFrame
+    ranks: Any
+    coverage: pd.DataFrame
+    reliability: pd.DataFrame
+
+
+def calibrate(data: TrialData, n_trials: int, out_dir: str | Path, *, threshold: float = 0.25,
+              n_ranks: int = 99, seed: int = 0, model_options: Mapping[str, Any] | None = None,
+              fit_options: Mapping[str, Any] | None = None, **run_options: Any) -> Calibration:
+    """Simulation-based calibration of the model on a trial's own design.
+
+    Each task draws every parameter from the model's priors, simulates scores on ``data``'s
+    visits, injections and arms with the model's own formulas
+    (:func:`slopeshift.prior_check.prior_trial`), fits them, and records the rank of each true
+    value among ``n_ranks`` posterior draws (SBC: uniform when the posterior is right), which
+    patient x cycle intervals of rho_ik cover their truth, and P(rho_ik > threshold) beside
+    whether rho_ik truly exceeds it. (In the additive parameterisation the truth of rho_bar
+    is scaled by the template's natural rates, so its ranks are approximate there.) It checks
+    the computation (sampler, integration of the effects, summaries), not the model's
+    assumptions: for those, fit data that break them (``tests/independent_sim.py``,
+    :func:`slopeshift.simulate_realistic_trial`, :func:`null_check`).
+
+    Parameters
+    ----------
+    data : TrialData
+        The design: its visit times, injections and arms (its scores are replaced).
+    n_trials : int
+        Simulated trials.
+    out_dir : str or Path
+        The study's store (resumable, ``out_dir/study``) beside the design (``template.pkl``).
+    threshold : float, default 0.25
+        Threshold of the reliability curve (fraction of the pre-treatment rate).
+    n_ranks : int, default 99
+        Posterior draws (evenly spaced) each truth is ranked among.
+    seed : int, default 0
+    model_options : mapping, optional
+        Options of :class:`~slopeshift.model.SlopeShiftModel`; ``enrolment=None``,
+        ``floors="include"`` and ``jump=False`` are imposed (the simulation neither selects
+        patients nor has floors or jumps).
+    fit_options : mapping, optional
+        Options of ``fit()`` (default 4 chains x 1000 draws).
+    **run_options
+        ``workers``, ``executor``, ``scheduler``, ``progress`` of
+        :func:`slopeshift.study.run_study`.
+
+    Returns
+    -------
+    Calibration
+    """
+    import pickle
+
+    from slopeshift.study import run_study
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    template = out / "template.pkl"
+    with open(template, "wb") as fh:
+        pickle.dump(data, fh)
+    model = dict(model_options or {}) | {"enrolment": None, "floors": "include", "jump": False}
+    spec = {"template": str(template), "threshold": float(threshold), "n_ranks": int(n_ranks),
+            "model": model, "fit": dict(fit_options or {})}
+    records = run_study(_calibration_task, [dict(spec, trial=i) for i in range(n_trials)],
+                        out / "study", seed=seed, name="calibrate", **run_options)
+    return _calibration_summary(records)
+
+
+def _calibration_summary(records: pd.DataFrame) -> Calibration:
+    import xarray as xr
+
+    ok = records[records["error"].isna()] if "error" in records else records
+    ranks = xr.DataTree.from_dict({"prior_sbc": xr.Dataset(
+        {q: ("trial", ok[f"pit_{q}"].to_numpy(dtype=float)) for q in SBC_QUANTITIES},
+        coords={"trial": ok["task"].to_numpy()})})
+    n_cells = int(ok["n_cells"].sum())
+    cov = []
+    for level in (50, 90):
+        c = float(ok[f"covered_{level}"].sum() / n_cells) if n_cells else np.nan
+        cov.append({"level": level / 100, "coverage": c,
+                    "se": float(np.sqrt(c * (1 - c) / n_cells)) if n_cells else np.nan,
+                    "n_cells": n_cells})
+    p = np.array([float(x) for s in ok["cells_p"] for x in str(s).split(";") if x])
+    hit = np.array([int(x) for s in ok["cells_true"] for x in str(s).split(";") if x])
+    rel = []
+    edges = np.linspace(0, 1, 11)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        n = int(sel.sum())
+        obs = float(hit[sel].mean()) if n else np.nan
+        rel.append({"bin": f"{lo:.1f}-{hi:.1f}", "p_mean": float(p[sel].mean()) if n else np.nan,
+                    "observed": obs, "se": float(np.sqrt(obs * (1 - obs) / n)) if n else np.nan,
+                    "n": n})
+    return Calibration(records, ranks, pd.DataFrame(cov), pd.DataFrame(rel))
