@@ -496,6 +496,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           "refits of the saved fit's data with its settings (default: off)")
     rep.add_argument("--quiet", action="store_true",
                      help="no stage lines on stderr (default: off)")
+    from slopeshift.study_cli import add_study_parser
+
+    add_study_parser(sub)
     return ap
 
 
@@ -554,6 +557,11 @@ def _use_agg() -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.command == "study":
+        from slopeshift.study_cli import run_study_command
+
+        run_study_command(args)
+        return
     if args.command == "report":
         _use_agg()
         from slopeshift.report import write_report
