@@ -683,7 +683,8 @@ class SlopeShiftModel:
         par["m_at_mean"] = arr(key) + par["theta"][:, None] * self._constants()["g_mean"]
         return par
 
-    def _conditional_terms(self, p: dict, alpha, beta, sd_alpha=None) -> dict:
+    def _conditional_terms(self, p: dict, alpha, beta, sd_alpha=None,
+                           density: bool = True) -> dict:
         """The marginal density of each patient's scores given alpha_i and beta_i0.
 
         ``p`` holds parameter arrays with a leading draw dimension (:meth:`_posterior_arrays`),
@@ -692,7 +693,8 @@ class SlopeShiftModel:
         effect (SD ``sd_alpha``) loads on a column of ones. Returns the expected slowing ``m``,
         ``natural`` rates, ``fixed`` slopes, ``load``, the scores' mean ``mu`` (draw, visit),
         the ``loadings`` (exposure column, effect), the number of effects ``q``, r'r ``c`` and
-        the :class:`~slopeshift.marginal.MarginalTerms` ``terms``.
+        the :class:`~slopeshift.marginal.MarginalTerms` ``terms`` (None with
+        ``density=False``, when only the mean and loadings are needed).
         """
         ratio = self.config["parameterization"] == "ratio"
         k = self._constants()
@@ -726,7 +728,8 @@ class SlopeShiftModel:
             loadings[(x_all.shape[1] - 1, q)] = sd_alpha + 0.0 * c
             q += 1
         terms = low_rank_terms(loadings, gram, [b[:, :, j] for j in range(x_all.shape[1])], c,
-                               k["n_visits"], q, p["sigma"][col], sqrt=np.sqrt, log=np.log)
+                               k["n_visits"], q, p["sigma"][col], sqrt=np.sqrt,
+                               log=np.log) if density else None
         return {"m": m, "natural": natural, "fixed": fixed, "load": load, "mu": mu,
                 "loadings": loadings, "q": q, "c": c, "terms": terms}
 

@@ -813,6 +813,7 @@ def plot_loo_pit(
     fit: FitResult,
     kind: str = "slope",
     *,
+    max_draws: int | None = None,
     ax: Axes | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
@@ -835,6 +836,8 @@ def plot_loo_pit(
     fit : FitResult
         A fit of the marginal model (Normal likelihood, no censoring).
     kind : {"slope", "score"}, default "slope"
+    max_draws : int, optional
+        At most this many posterior draws (see :func:`slopeshift.loo.loo_pit`).
     ax : Axes, optional
         Draw into this Axes instead of a new figure.
     figsize : (float, float), optional
@@ -847,7 +850,7 @@ def plot_loo_pit(
     """
     from slopeshift.loo import loo_pit
 
-    pit = loo_pit(fit, kind=kind)
+    pit = loo_pit(fit, kind=kind, max_draws=max_draws)
     fig, ax = _single_axes(ax, figsize, (5.0, 3.6))
     dim = pit.dims[0]
     data = xr.Dataset({"pit": (dim, pit.values)})

@@ -784,7 +784,7 @@ def write_report(
             "ArviZ's test of uniformity (p-value; highlighted: values driving a deviation). "
             "A calibrated model gives a line near zero; an arch above zero means slopes "
             "steeper (faster decline) than predicted, below zero slower.",
-            lambda: plots.plot_loo_pit(fit))]
+            lambda: plots.plot_loo_pit(fit, max_draws=1000))]
           if fit.config.get("effects", "marginal") == "marginal" else []),
         ("Sampler traces",
          "Per-chain densities (left) and traces (right) of the population parameters, drawn "
