@@ -253,7 +253,7 @@ def test_bad_option_values_name_the_option(args, message, capsys):
 def test_every_option_has_help_with_its_default():
     parser = _build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(sub.choices) == {"demo", "fit", "report"}
+    assert set(sub.choices) == {"demo", "fit", "report", "study"}
     for name, command in sub.choices.items():
         for action in command._actions:
             if action.option_strings and action.dest != "help":
