@@ -258,9 +258,12 @@ def loo_pit(fit: FitResult, kind: str = "slope", nodes: int = 24,
         return loo_pit(FitResult(thin, fit.data, fit.config, fit.fit_info, design=fit.design),
                        kind, nodes)
     model = _model_of(fit)
-    k_hat = loo(fit).pareto_k
-    ll = _loo_tree(fit)["log_likelihood"]["y_patient"]
-    lw, _ = ll.azstats.psislw(r_eff=_reff(_loo_tree(fit)), dim=["chain", "draw"])
+    tree = _loo_tree(fit)
+    ll = tree["log_likelihood"]["y_patient"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Pareto.*")  # reported in attrs below
+        warnings.filterwarnings("ignore", message=".*shape parameter.*")
+        lw, k_hat = ll.azstats.psislw(r_eff=_reff(tree), dim=["chain", "draw"])
     lw = lw.stack(__sample__=("chain", "draw")).transpose("__sample__", "patient").values
     w = np.exp(lw - logsumexp(lw, axis=0))  # (draw, patient), normalised per patient
     stats = _statistics(model, kind)

@@ -188,8 +188,7 @@ def _power_task(spec: dict, seed: int) -> dict:
     fit = _fit(data, spec, seed)
     rec = _record(fit, tuple(spec["rule"]), spec["threshold"], spec["prob"])
     pats = truth["patients"]
-    treated = pats[pats.get("arm", pd.Series("treated", index=pats.index)) == "treated"] \
-        if "arm" in pats else pats
+    treated = pats[pats["arm"] == "treated"] if "arm" in pats else pats
     rec["true_responders"] = int(treated["responder"].sum()) if "responder" in treated else -1
     return rec
 
