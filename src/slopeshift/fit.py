@@ -89,20 +89,25 @@ def sample_model(
         import nutpie
         from pymc.backends.arviz import patch_nutpie_idata
 
+        from slopeshift.compiled import nutpie_model
+
         compiled = model._compiled.get("nutpie")
+        from_cache = compiled is not None
         if compiled is None:
+            # compiled once per structure and process; another model of the same structure
+            # (other data of the same sizes, other prior values) reuses it
             jitter = {rv for rv in pm_model.free_RVs if rv.name not in _UNJITTERED}
-            compiled = nutpie.compile_pymc_model(
-                pm_model, initial_points=init, jitter_rvs=jitter
-            )
+            compiled, from_cache = nutpie_model(model, init, jitter)
             model._compiled["nutpie"] = compiled
         t1 = time.perf_counter()
+        timing = {"compile_seconds": round(t1 - t0, 2), "compiled_from_cache": from_cache}
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains, seed=seed,
             save_warmup=False, progress_bar=progressbar, target_accept=target_accept,
             adaptation=mass_matrix,
         )
-        patch_nutpie_idata(idata, pm_model, sampling_time=time.perf_counter() - t1)
+        timing["sampling_seconds"] = round(time.perf_counter() - t1, 2)
+        patch_nutpie_idata(idata, pm_model, sampling_time=timing["sampling_seconds"])
     elif sampler == "pymc":
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores or chains, random_seed=seed,
@@ -140,7 +145,7 @@ def sample_model(
             idata, model=pm_model, extend_inferencedata=True, progressbar=False
         )
     elapsed = time.perf_counter() - t0
-    fit_info = {
+    fit_info = (timing if sampler == "nutpie" else {}) | {
         "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
         "random_seed": seed, "target_accept": target_accept, "mass_matrix": mass_matrix,
         "wall_seconds": round(elapsed, 2),

@@ -40,7 +40,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MarginalTerms", "exposure_gram", "low_rank_terms", "marginal_terms"]
+__all__ = [
+    "MarginalTerms", "exposure_gram", "low_rank_terms", "marginal_terms", "patient_moments",
+    "residual_products",
+]
 
 
 def exposure_gram(x_cycle: np.ndarray, patient_index: np.ndarray, n_patients: int) -> np.ndarray:
@@ -49,6 +52,72 @@ def exposure_gram(x_cycle: np.ndarray, patient_index: np.ndarray, n_patients: in
     gram = np.zeros((n_patients, k, k))
     np.add.at(gram, patient_index, x_cycle[:, :, None] * x_cycle[:, None, :])
     return gram
+
+
+def patient_moments(z: np.ndarray, y: np.ndarray, patient_index: np.ndarray,
+                    n_patients: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each patient's moments of the visit covariates z and scores y.
+
+    The scores' mean is linear in per-patient coefficients w_i (mu_v = z_v' w_i), so the
+    residual's cross-products that the marginal density needs follow from these alone:
+    X_i' r_i = S_zy - S_zz w_i (for the columns of z that are exposures) and
+    r_i' r_i = S_yy - w_i' S_zy - w_i' (S_zy - S_zz w_i). No work per visit is left in the
+    log density or its gradient.
+
+    Parameters
+    ----------
+    z : ndarray (visit, D)
+        Visit covariates (e.g. 1, run-in exposure, cycle exposures, jump steps; months).
+    y : ndarray (visit,)
+    patient_index : ndarray (visit,)
+    n_patients : int
+
+    Returns
+    -------
+    S_zz (patient, D, D), S_zy (patient, D), S_yy (patient,)
+    """
+    d = z.shape[1]
+    szz = np.zeros((n_patients, d, d))
+    np.add.at(szz, patient_index, z[:, :, None] * z[:, None, :])
+    szy = np.zeros((n_patients, d))
+    np.add.at(szy, patient_index, z * y[:, None])
+    syy = np.bincount(patient_index, weights=y * y, minlength=n_patients)
+    return szz, szy, syy
+
+
+def residual_products(w: list, szz: dict, szy: list, syy) -> tuple[list, object]:
+    """X' r for every covariate column, and r' r, from :func:`patient_moments`.
+
+    Parameters
+    ----------
+    w : list of D arrays or tensors
+        The coefficients per column (per patient), e.g. alpha_i, beta_i0, the cycle slopes.
+    szz : dict
+        ``{(d, e): S_zz[:, d, e]}`` for the pairs d <= e that are non-zero for some patient.
+    szy : list of D arrays or tensors
+        S_zy per column.
+    syy : array or tensor
+
+    Returns
+    -------
+    g : list of D
+        z_d' r_i = S_zy,d - sum_e S_zz,de w_e.
+    c
+        r_i' r_i.
+    """
+    n = len(w)
+    g = []
+    for a in range(n):
+        acc = szy[a]
+        for e in range(n):
+            s = szz.get((min(a, e), max(a, e)))
+            if s is not None:
+                acc = acc - s * w[e]
+        g.append(acc)
+    c = syy
+    for a in range(n):
+        c = c - w[a] * (szy[a] + g[a])
+    return g, c
 
 
 @dataclass
@@ -102,7 +171,7 @@ def marginal_terms(
 
 def low_rank_terms(
     loadings: dict, gram: np.ndarray, b: list, c, n_visits: np.ndarray, n_effects: int, sigma,
-    sqrt: Callable, log: Callable,
+    sqrt: Callable, log: Callable, pattern: np.ndarray | None = None,
 ) -> MarginalTerms:
     """Marginal density of r = X L zeta + noise, zeta ~ N(0, I), for a sparse loading matrix L.
 
@@ -115,8 +184,9 @@ def low_rank_terms(
     loadings : dict of (int, int) to array or tensor
         ``{(row, col): L_rc}``: exposure column ``row`` loads on effect ``col``; each value
         broadcasts against ``c`` (per patient, with any leading draw dims).
-    gram : ndarray (patient, m, m)
-        A_i = X_i' X_i (constant; months squared).
+    gram : ndarray (patient, m, m) or dict
+        A_i = X_i' X_i (months squared), or its entries that are non-zero for some patient as
+        ``{(r, s): array (patient,)}`` (e.g. tensors).
     b : list of m arrays
         X_i' r_i per exposure column (points x months), each shaped like ``c``.
     c : array
@@ -128,12 +198,20 @@ def low_rank_terms(
         Residual SD, broadcastable against ``c``.
     sqrt, log : callables
         ``np.sqrt``/``np.log`` or their PyTensor counterparts.
+    pattern : ndarray of bool (m, m), optional
+        Which entries of an array ``gram`` are non-zero for some patient (default: read from
+        ``gram``).
 
     Returns
     -------
     MarginalTerms
     """
     q = n_effects
+    if isinstance(gram, dict):
+        entries = gram
+    else:
+        nonzero = np.asarray(gram).any(axis=0) if pattern is None else pattern
+        entries = {(r, s): gram[:, r, s] for r, s in zip(*np.nonzero(nonzero), strict=True)}
     var = sigma**2
     by_col: dict[int, list] = {j: [] for j in range(q)}
     for (r, j), v in loadings.items():
@@ -144,8 +222,8 @@ def low_rank_terms(
             acc = var if a == bb else 0.0
             for r, la in by_col[a]:
                 for s, lb in by_col[bb]:
-                    g = gram[:, r, s]
-                    if np.any(g):
+                    g = entries.get((r, s))
+                    if g is not None:
                         acc = acc + la * lb * g
             H[a][bb] = acc
     h = []

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
@@ -15,7 +16,12 @@ from slopeshift.data import TrialData
 from slopeshift.design import build_design, design_weights, given_interval_shift
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
-from slopeshift.marginal import exposure_gram, low_rank_terms
+from slopeshift.marginal import (
+    exposure_gram,
+    low_rank_terms,
+    patient_moments,
+    residual_products,
+)
 from slopeshift.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
@@ -302,8 +308,29 @@ class SlopeShiftModel:
             "floor_sd": 3.0 * self._median_rate(),
             "controls": bool((has & ~effect[:, None]).any()),
             "accel_shift": self._accel_shift(cell),
+            "shift_unit": self._shift_unit(),
+            # slowing="common": the cycles' average mean interval, and the weights of the
+            # cycles with an effect in the average shear (see _common_shift)
+            "g_bar": float(g_mean[cell.any(axis=0)].mean()) if cell.any() else 0.0,
+            "shear_w": cell.any(axis=0) / max(int(cell.any(axis=0).sum()), 1),
+            "n_eff": float(cell.sum()),
         } | self._enrolment_constants()
         return self._consts
+
+    #: constants that steer how the graph is built (Python-level decisions); every other
+    #: constant enters the graph as data (see :meth:`_graph_constants`)
+    _STRUCTURAL = ("controls", "enrolled")
+
+    def _graph_constants(self) -> _GraphConstants:
+        """:meth:`_constants` as inputs of the graph rather than constants folded into it.
+
+        The data then are inputs of the compiled log density, so that one compiled model
+        serves every model of the same structure (other data of the same sizes, other prior
+        values): see :mod:`slopeshift.compiled`. Structural constants (:attr:`_STRUCTURAL`)
+        stay NumPy; decisions made on array values while building (which cells exist, which
+        exposures overlap) change the graph itself and so its structure key.
+        """
+        return _GraphConstants(self._constants(), self._STRUCTURAL, self._pack)
 
     def _accel_shift(self, cell: np.ndarray) -> np.ndarray:
         """c_k of :meth:`_at_mean`, per cycle (``cell``: patient x cycle with an effect)."""
@@ -340,7 +367,7 @@ class SlopeShiftModel:
         eligible = (d["arm"].values != "external") & (sxx > 0) & np.isfinite(slope)
         if rule is None or not eligible.any():
             return {"enrolled": np.zeros(len(sxx), bool), "enrol_threshold": np.nan,
-                    "runin_sxx": sxx}
+                    "runin_sxx": sxx, "runin_sxx_enrolled": np.zeros(0)}
         if rule == "auto":
             threshold = float(slope[eligible].max())
         else:
@@ -354,7 +381,8 @@ class SlopeShiftModel:
                     f"{', '.join(above[:8])} had a run-in slope at or above it; declare the rule "
                     "the trial used, enrolment='auto', or enrolment=None (all-comers)."
                 )
-        return {"enrolled": eligible, "enrol_threshold": threshold, "runin_sxx": sxx}
+        return {"enrolled": eligible, "enrol_threshold": threshold, "runin_sxx": sxx,
+                "runin_sxx_enrolled": sxx[eligible]}
 
     @property
     def marginal(self) -> bool:
@@ -378,9 +406,11 @@ class SlopeShiftModel:
     def _build(self) -> pm.Model:
         d = self.design
         cfg = self.config
-        pr = self.priors
         ratio = cfg["parameterization"] == "ratio"
-        k = self._constants()
+        self._pack = _Pack("data_pack")
+        k = self._graph_constants()
+        k_np = self._constants()
+        self._shared_priors: dict = {}
         has, p_idx = k["has"], k["p_idx"]
         n_cov = d.sizes["covariate"]
         coords = {"patient": d["patient"].values, "cycle": d["cycle"].values,
@@ -388,10 +418,10 @@ class SlopeShiftModel:
         if n_cov:
             coords["covariate"] = d["covariate"].values
         with pm.Model(coords=coords) as model:
-            mu_alpha = pr["mu_alpha"].create("mu_alpha")
-            sd_alpha = pr["sd_alpha"].create("sd_alpha")
-            mu_beta = pr["mu_beta"].create("mu_beta")
-            sd_beta = pr["sd_beta"].create("sd_beta")
+            mu_alpha = self._prior("mu_alpha").create("mu_alpha")
+            sd_alpha = self._prior("sd_alpha").create("sd_alpha")
+            mu_beta = self._prior("mu_beta").create("mu_beta")
+            sd_beta = self._prior("sd_beta").create("sd_beta")
             alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
             # centred: with the natural-history priors on (mu_beta, sd_beta) it mixed better
             # than non-centred at 20 and at 120 patients (ESS 753 vs 644; 574 vs 115)
@@ -405,7 +435,7 @@ class SlopeShiftModel:
             else:
                 sd_patient, sd_pc = self._effect_sds()
             if cfg["interval_effect"] and slowing != "none":
-                theta = pr["theta"].create("theta")
+                theta = self._prior("theta").create("theta")
             else:
                 theta = pm.Deterministic("theta", pt.as_tensor(0.0))
             # Cycle means at the reference interval (rho_k) and theta are nearly collinear when
@@ -417,27 +447,27 @@ class SlopeShiftModel:
             nat = {}
             sd_drift = None
             if cfg["drift"]:
-                sd_drift = pr["sd_drift"].create("sd_drift")
-                nat["acceleration"] = pr["acceleration"].create("acceleration")
+                sd_drift = self._prior("sd_drift").create("sd_drift")
+                nat["acceleration"] = self._prior("acceleration").create("acceleration")
                 # the natural change of each cycle beyond the acceleration: measured by the
                 # controls (vague prior), or without controls how far this trial's patients may
                 # stray from the published natural history (informative prior natural_shift)
-                nat["natural_cycle"] = pr["natural_cycle" if k["controls"] else "natural_shift"
-                                          ].create("natural_cycle", dims="cycle")
+                shift_key = "natural_cycle" if k["controls"] else "natural_shift"
+                nat["natural_cycle"] = self._prior(shift_key).create("natural_cycle", dims="cycle")
             n_k = d.sizes["cycle"]
             if slowing == "per_cycle":
                 eff_at_mean = self._at_mean(pm.Flat(f"{key}_at_mean_interval", dims="cycle"),
-                                            nat.get("acceleration"), nat.get("natural_cycle"))
+                                            nat.get("acceleration"), nat.get("natural_cycle"), k)
                 eff_k = pm.Deterministic(key, eff_at_mean - theta * k["g_mean"], dims="cycle")
-                pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_k).sum())
+                pm.Potential(f"{key}_prior", pm.logp(self._prior(key).as_dist(), eff_k).sum())
             elif slowing == "common":
                 # one slowing for every cycle (at the reference interval), sampled at the
                 # cycles' average interval and moved along the natural change as above
                 g_bar, shear = self._common_shift(nat.get("acceleration"),
-                                                  nat.get("natural_cycle"))
+                                                  nat.get("natural_cycle"), k)
                 common = pm.Flat(f"{key}_common_at_mean_interval") + shear
                 eff_common = common - theta * g_bar
-                pm.Potential(f"{key}_prior", pm.logp(pr[key].as_dist(), eff_common))
+                pm.Potential(f"{key}_prior", pm.logp(self._prior(key).as_dist(), eff_common))
                 eff_k = pm.Deterministic(key, eff_common + pt.zeros(n_k), dims="cycle")
                 eff_at_mean = eff_k + theta * k["g_mean"]
             else:
@@ -446,7 +476,7 @@ class SlopeShiftModel:
             # m_ik: the expected slowing of patient i in cycle k (without u_i and e_ik)
             m = eff_at_mean[None, :] + theta * k["g_dev"]
             if n_cov and slowing != "none":
-                gamma = pr["gamma"].create("gamma", dims="covariate")
+                gamma = self._prior("gamma").create("gamma", dims="covariate")
                 m = m + pt.dot(k["x_std"], gamma)[:, None]
             natural = self._natural(beta_pre, k, nat)
             T = k["effect"]
@@ -459,7 +489,7 @@ class SlopeShiftModel:
                 rho_k = eff_k
             else:
                 scale = pm.Deterministic("effect_scale",
-                                         self._effect_scale(natural, mu_beta, pt.abs))
+                                         self._effect_scale(natural, mu_beta, pt.abs, k))
                 rho_k = pm.Deterministic("rho_cycle", eff_k / scale, dims="cycle")
             pm.Deterministic("rho_bar", pt.dot(rho_k, k["weights"]))
             z_new = pm.Normal("z_new_patient", 0.0, 1.0, shape=2)
@@ -470,31 +500,47 @@ class SlopeShiftModel:
             else:
                 pm.Deterministic("rho_new", new_eff / pt.abs(mu_beta + sd_beta * z_new[1]))
 
-            sigma = pr["sigma"].create("sigma")
+            sigma = self._prior("sigma").create("sigma")
             if k["enrolled"].any():
-                self._enrolment_potential(mu_beta, sd_beta, sd_drift, sigma)
-            mu_fixed = (alpha[p_idx] + beta_pre[p_idx] * k["x_pre"]
-                        + (fixed_slope[p_idx] * k["x_cycle"]).sum(axis=1))
+                self._enrolment_potential(mu_beta, sd_beta, sd_drift, sigma, k)
             jump_k = sd_jump = None
             if cfg["jump"]:
-                jump_k = pr["jump"].create("jump", dims="cycle")
-                sd_jump = pr["sd_jump"].create("sd_jump")
+                jump_k = self._prior("jump").create("jump", dims="cycle")
+                sd_jump = self._prior("sd_jump").create("sd_jump")
             if self.marginal:
+                # the scores' mean is linear in per-patient coefficients w_i over the visit
+                # covariates z = (1, run-in exposure, cycle exposures, jump steps), so every
+                # residual product the density needs comes from each patient's moments of
+                # (z, y): nothing per visit is left in the density or its gradient
+                n_p, n_k = d.sizes["patient"], d.sizes["cycle"]
+                w = [alpha, beta_pre] + [fixed_slope[:, j] for j in range(n_k)]
+                z = [np.ones(len(k_np["y"])), k_np["x_pre"]] + list(k_np["x_cycle"].T)
+                # the exposures that carry integrated-out effects, as columns of z: the
+                # cycles, the run-in, then with jumps the steps
+                exposure = [2 + j for j in range(n_k)] + [1]
                 if cfg["jump"]:
-                    mu_fixed = mu_fixed + ((jump_k[None, :] * T)[p_idx] * k["x_jump"]).sum(axis=1)
-                resid = k["y"] - mu_fixed
-                n_p = has.shape[0]
-                x_all = k["x_all"]
-                n_x = x_all.shape[1]
-                b = pt.zeros((n_p, n_x))[p_idx].inc(resid[:, None] * x_all)
-                c = pt.zeros(n_p)[p_idx].inc(resid**2)
+                    w += [jump_k[j] * T[:, j] for j in range(n_k)]
+                    z += list(k_np["x_jump"].T)
+                    exposure += [2 + n_k + j for j in range(n_k)]
+                szz, szy, syy = patient_moments(np.column_stack(z), k_np["y"], k_np["p_idx"],
+                                                n_p)
+                present = szz.any(axis=0)
+                s_zz = {(a, e): self._pack.add(szz[:, a, e])
+                        for a, e in zip(*np.nonzero(np.triu(present)), strict=True)}
+                s_zy = [self._pack.add(szy[:, a]) for a in range(len(z))]
+                g, c = residual_products(w, s_zz, s_zy, self._pack.add(syy))
+                # A_i = X_i' X_i over the exposures: a block of S_zz
+                gram = {(r, s_): s_zz[min(a, e), max(a, e)]
+                        for r, a in enumerate(exposure) for s_, e in enumerate(exposure)
+                        if (min(a, e), max(a, e)) in s_zz}
                 loadings, q = self._loadings(load, sd_patient, sd_pc, sd_drift, pt.sqrt,
-                                             sd_jump)
+                                             sd_jump, k)
                 terms = low_rank_terms(
-                    loadings, k["gram"], [b[:, j] for j in range(n_x)], c, k["n_visits"],
+                    loadings, gram, [g[a] for a in exposure], c, k["n_visits"],
                     q, sigma, sqrt=pt.sqrt, log=pt.log,
                 )
                 pm.Potential("y_marginal", terms.logp.sum())
+                self._pack.finish()
                 return model
 
             # latent (non-centred) effects: needed for Student-t, censoring and jumps
@@ -502,7 +548,7 @@ class SlopeShiftModel:
             z_cycle = pm.Normal("z_patient_cycle", 0.0, 1.0, dims=("patient", "cycle"))
             dev = sd_patient * z_patient[:, None] + sd_pc * z_cycle
             slope = fixed_slope + load * dev
-            if k["floor_cell"].any():
+            if k_np["floor_cell"].any():
                 z_floor = pm.Normal("z_floor", 0.0, 1.0, dims=("patient", "cycle"))
                 slope = slope + k["floor_sd"] * k["floor_cell"] * z_floor
             pre_slope = beta_pre
@@ -530,7 +576,7 @@ class SlopeShiftModel:
                                  dims=("patient", "cycle"))
                 mu = mu + (J[p_idx] * k["x_jump"]).sum(axis=1)
             if cfg["likelihood"] == "student_t":
-                nu = pr["nu"].create("nu")
+                nu = self._prior("nu").create("nu")
                 dist = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma)
             else:
                 dist = pm.Normal.dist(mu=mu, sigma=sigma)
@@ -539,9 +585,10 @@ class SlopeShiftModel:
                 pm.Censored("y", dist, lower=lo, upper=hi, observed=k["y"], dims="visit")
             else:
                 model.register_rv(dist, "y", observed=k["y"], dims=("visit",))
+        self._pack.finish()
         return model
 
-    def _at_mean(self, sampled, acceleration, natural_cycle=None):
+    def _at_mean(self, sampled, acceleration, natural_cycle=None, k=None):
         """The cycle means at their own intervals, from the sampler's coordinates.
 
         Without controls, the natural acceleration and the cycle means are nearly collinear
@@ -558,27 +605,26 @@ class SlopeShiftModel:
         """
         if acceleration is None:
             return sampled
-        out = sampled + acceleration[..., None] * self._constants()["accel_shift"]
+        k = self._constants() if k is None else k
+        out = sampled + acceleration[..., None] * k["accel_shift"]
         if natural_cycle is not None:
-            out = out + natural_cycle * self._shift_unit()
+            out = out + natural_cycle * k["shift_unit"]
         return out
 
-    def _common_shift(self, acceleration, natural_cycle):
+    def _common_shift(self, acceleration, natural_cycle, k=None):
         """The cycles' average interval shift (months) and the mean natural-change shear.
 
         For ``slowing="common"``: the one slowing is sampled at the average of the cycles' mean
         intervals (minus g_ref), moved along the average of :meth:`_at_mean`'s shear (a shift
         with unit Jacobian, as there).
         """
-        cells = self._constants()["effect"].any(axis=0)
-        g_mean = self._constants()["g_mean"]
-        g_bar = float(g_mean[cells].mean()) if cells.any() else 0.0
+        k = self._constants() if k is None else k
         if acceleration is None:
-            return g_bar, 0.0
-        shear = self._at_mean(0.0 * natural_cycle, acceleration, natural_cycle)
-        return g_bar, shear[cells].mean() if cells.any() else 0.0
+            return k["g_bar"], 0.0
+        shear = self._at_mean(0.0 * natural_cycle, acceleration, natural_cycle, k)
+        return k["g_bar"], (shear * k["shear_w"]).sum(axis=-1)
 
-    def _effect_scale(self, natural, mu_beta, abs_):
+    def _effect_scale(self, natural, mu_beta, abs_, k=None):
         """The additive model's slope change -> slowing scale (units/month).
 
         The treated patients' mean natural rate over the cells with an effect, not the
@@ -586,14 +632,13 @@ class SlopeShiftModel:
         theirs (|mu_beta| without such cells). ``natural`` has a trailing (patient, cycle)
         shape, ``mu_beta`` the leading shape.
         """
-        T = self._constants()["effect"]
-        n_eff = float(T.sum())
-        if n_eff <= 0:
+        if self._constants()["n_eff"] <= 0:
             return abs_(mu_beta)
-        return abs_((natural * T).sum(axis=(-2, -1)) / n_eff)
+        k = self._constants() if k is None else k
+        return abs_((natural * k["effect"]).sum(axis=(-2, -1)) / k["n_eff"])
 
     def _loadings(self, load, sd_patient, sd_pc, sd_drift, sqrt,
-                  sd_jump=None) -> tuple[dict, int]:
+                  sd_jump=None, k=None) -> tuple[dict, int]:
         """Sparse loadings of the integrated-out effects on the exposures (cycles, run-in).
 
         Effects: one per cycle (the patient-cycle slowing e_ik and, with drift, the cycle's
@@ -608,7 +653,7 @@ class SlopeShiftModel:
         """
         n_k = self.design.sizes["cycle"]
         cols = [load[..., j] for j in range(n_k)]
-        k = self._constants()
+        k = self._constants() if k is None else k
         # a lasting-floor cell carries no effect (load 0) and a vague deviation of its own
         vague = [k["floor_sd"] * k["floor_cell"][:, j] for j in range(n_k)]
         if sd_drift is None:
@@ -625,7 +670,7 @@ class SlopeShiftModel:
             q += n_k
         return loadings, q
 
-    def _enrolment_potential(self, mu_beta, sd_beta, sd_drift, sigma) -> None:
+    def _enrolment_potential(self, mu_beta, sd_beta, sd_drift, sigma, k) -> None:
         """Condition on enrolment: each enrolled patient's run-in slope passed the rule.
 
         A patient enrolled because the least-squares slope of the run-in, b_i = beta_i0 + d_i0
@@ -634,9 +679,7 @@ class SlopeShiftModel:
         sqrt(sd_beta^2 + sd_drift^2 + sigma^2 / Sxx_i)). mu_beta and sd_beta then describe the
         patients screened, not those enrolled, which removes regression to the mean.
         """
-        k = self._constants()
-        sel = k["enrolled"]
-        var = sd_beta**2 + sigma**2 / k["runin_sxx"][sel]
+        var = sd_beta**2 + sigma**2 / k["runin_sxx_enrolled"]
         if sd_drift is not None:
             var = var + sd_drift**2
         z = (k["enrol_threshold"] - mu_beta) / pt.sqrt(var)
@@ -651,7 +694,6 @@ class SlopeShiftModel:
         with sd_patient = T sqrt(f) and sd_patient_cycle = T sqrt(1 - f), straightens it. The
         priors stay on the two SDs, with the Jacobian T^2 sqrt(f (1 - f)) / 2.
         """
-        pr = self.priors
         log_total = pm.Flat("log_sd_effects")
         logit_share = pm.Flat("logit_patient_share")
         total = pt.exp(log_total)
@@ -659,9 +701,20 @@ class SlopeShiftModel:
         sd_patient = pm.Deterministic("sd_patient", total * pt.sqrt(share))
         sd_pc = pm.Deterministic("sd_patient_cycle", total * pt.sqrt(1.0 - share))
         log_jac = 2.0 * log_total + 0.5 * pt.log(share) + 0.5 * pt.log1p(-share) - np.log(2.0)
-        pm.Potential("effect_sd_prior", pm.logp(pr["sd_patient"].as_dist(), sd_patient)
-                     + pm.logp(pr["sd_patient_cycle"].as_dist(), sd_pc) + log_jac)
+        pm.Potential("effect_sd_prior", pm.logp(self._prior("sd_patient").as_dist(), sd_patient)
+                     + pm.logp(self._prior("sd_patient_cycle").as_dist(), sd_pc) + log_jac)
         return sd_patient, sd_pc
+
+    def _prior(self, key: str) -> _SharedPrior:
+        """The prior ``key`` with its parameters as graph inputs (in the data pack), so that
+        other prior values reuse a compiled model."""
+        made = self._shared_priors.get(key)
+        if made is None:
+            p = self.priors[key]
+            made = _SharedPrior(p.dist, {
+                n: self._pack.add(v) for n, v in p.params.items()})
+            self._shared_priors[key] = made
+        return made
 
     def _posterior_arrays(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
         """The parameters the marginal density needs, as (chain x draw, ...) arrays.
@@ -949,6 +1002,69 @@ class SlopeShiftModel:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return (f"SlopeShiftModel({o['patients']} patients, {o['visits']} visits, "
                 f"{o['injections']} injections; {opts})")
+
+
+class _Pack:
+    """Float data packed into one shared vector, handed out as slices.
+
+    nutpie wraps the compiled log density in a Numba callback that unpacks every shared
+    variable; with 57 of them that wrapper took about 55 s to compile, with a handful 1-2 s.
+    So every float input (data and prior parameters) is a slice of one vector ``name``; its
+    value is set by :meth:`finish`, once the graph is built.
+    """
+
+    def __init__(self, name: str):
+        self.var = pytensor.shared(np.zeros(0), name=name)
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, value):
+        a = np.asarray(value, dtype=float)
+        start = self.size
+        self.parts.append(a.ravel())
+        self.size += a.size
+        return self.var[start:self.size].reshape(a.shape)
+
+    def finish(self) -> None:
+        self.var.set_value(np.concatenate(self.parts) if self.parts else np.zeros(0))
+
+
+class _GraphConstants(Mapping):
+    """The model's constants as graph inputs, made on first use (only what the graph uses
+    becomes an input): floats as slices of the data pack, integer and boolean arrays as
+    shared variables ``data_<name>``, structural ones as they are."""
+
+    def __init__(self, values: dict, structural: Sequence[str], pack: _Pack):
+        self._values, self._structural, self._pack = values, structural, pack
+        self._made: dict = {}
+
+    def __getitem__(self, name: str):
+        if name in self._structural:
+            return self._values[name]
+        if name not in self._made:
+            value = np.asarray(self._values[name])
+            self._made[name] = (self._pack.add(value) if value.dtype.kind == "f"
+                                else pytensor.shared(value, name=f"data_{name}"))
+        return self._made[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class _SharedPrior:
+    """A prior whose parameters are PyTensor shared variables (see SlopeShiftModel._prior)."""
+
+    def __init__(self, dist: str, params: dict):
+        self.dist, self.params = dist, params
+
+    def create(self, name: str, **kwargs):
+        return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    def as_dist(self):
+        return getattr(pm, self.dist).dist(**self.params)
 
 
 def _check_enrolment(enrolment: float | str | None) -> float | str | None:

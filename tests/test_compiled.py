@@ -1,0 +1,109 @@
+"""The compiled-model cache: same structure -> one compile, identical numbers; else a new key."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytest
+
+from slopeshift import Prior, SlopeShiftModel, TrialData
+from slopeshift import compiled as cc
+
+
+def _shifted(data: TrialData, patient: str, by: float) -> TrialData:
+    """The same trial with one patient's scores moved by ``by`` points (same structure)."""
+    visits = data.visits[["patient", "time", "value"]].copy()
+    visits.loc[visits["patient"] == patient, "value"] += by
+    injections = data.injections[["patient", "time", "cycle"]]
+    return TrialData.from_frames(visits, injections, data.patients[["arm"]].reset_index(),
+                                 value_col="value")
+
+
+def _without(data: TrialData, patient: str) -> TrialData:
+    """The same trial without one patient (one patient fewer: another size)."""
+    visits = data.visits.loc[data.visits["patient"] != patient, ["patient", "time", "value"]]
+    injections = data.injections.loc[data.injections["patient"] != patient,
+                                     ["patient", "time", "cycle"]]
+    patients = data.patients.loc[data.patients.index != patient, ["arm"]].reset_index()
+    return TrialData.from_frames(visits, injections, patients, value_col="value")
+
+
+@pytest.fixture(scope="module")
+def other_data(example_data):
+    return _shifted(example_data, "P03", 2.0)
+
+
+def _fit(model, seed=4):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(draws=100, tune=150, chains=2, random_seed=seed, progressbar=False,
+                         check=False)
+
+
+def test_same_structure_other_data_or_prior_values_share_a_key(example_data, other_data):
+    a = SlopeShiftModel(example_data)
+    b = SlopeShiftModel(other_data)
+    c = SlopeShiftModel(example_data, priors={"sigma": Prior("HalfNormal", sigma=3.0)})
+    assert not np.allclose(a.design["y"].values, b.design["y"].values)
+    assert cc.structure_key(a.pymc_model) == cc.structure_key(b.pymc_model)
+    assert cc.structure_key(a.pymc_model) == cc.structure_key(c.pymc_model)
+
+
+def test_other_structure_gets_another_key(example_data):
+    base = cc.structure_key(SlopeShiftModel(example_data).pymc_model)
+    for changed in (SlopeShiftModel(example_data, drift=False),
+                    SlopeShiftModel(example_data, interval_effect=False),
+                    SlopeShiftModel(example_data, priors={"sigma": Prior("Exponential", lam=1)}),
+                    SlopeShiftModel(example_data, jump=True),
+                    SlopeShiftModel(_without(example_data, "P20"))):
+        assert cc.structure_key(changed.pymc_model) != base
+    # options of the compile are part of the key
+    assert cc.structure_key(SlopeShiftModel(example_data).pymc_model, jitter=["a"]) != base
+
+
+def test_a_constant_counts_by_value_a_data_variable_by_shape():
+    def key(const, shared_value, name="data_x"):
+        with pm.Model() as m:
+            x = pytensor.shared(np.asarray(shared_value), name=name)
+            mu = pm.Normal("mu")
+            pm.Potential("p", -((mu - const) ** 2) * x.sum())
+        return cc.structure_key(m)
+
+    assert key(np.ones(3), np.ones(4)) == key(np.ones(3), np.zeros(4))  # data: by shape
+    assert key(np.ones(3), np.ones(4)) != key(np.ones(3), np.ones(5))
+    assert key(np.ones(3), np.ones(4)) != key(np.array([1.0, 1.0, 2.0]), np.ones(4))
+    # a shared variable that is not slopeshift's data or prior counts by value
+    assert key(1.0, np.ones(4), "x") != key(1.0, np.zeros(4), "x")
+
+
+def test_a_cached_compile_gives_the_numbers_of_a_fresh_one(example_data, other_data):
+    cc.clear_cache()
+    _fit(SlopeShiftModel(example_data))  # compiles the structure
+    assert cc.cache_info()["misses"] == 1
+    reused = _fit(SlopeShiftModel(other_data))
+    assert cc.cache_info()["hits"] == 1
+    cc.clear_cache()
+    fresh = _fit(SlopeShiftModel(other_data))
+    assert cc.cache_info() == {"entries": 1, "hits": 0, "misses": 1}
+    for name in ("beta_pre", "rho_cycle", "rho", "sigma", "mu_beta"):
+        np.testing.assert_array_equal(reused.posterior[name].values, fresh.posterior[name].values)
+    # the coordinates are the new model's, and the data really were swapped in
+    assert list(reused.posterior["patient"].values) == list(other_data.patients.index)
+    p03 = reused.posterior["alpha"].sel(patient="P03").mean()
+    first = _fit(SlopeShiftModel(example_data)).posterior["alpha"].sel(patient="P03").mean()
+    assert float(p03 - first) == pytest.approx(2.0, abs=0.5)
+
+
+def test_the_cache_keeps_the_most_recently_used(monkeypatch):
+    monkeypatch.setattr(cc, "MAX_ENTRIES", 2)
+    monkeypatch.setattr(cc, "_CACHE", type(cc._CACHE)())
+    for key in "abc":
+        cc._store(key, key.upper())
+    assert list(cc._CACHE) == ["b", "c"]
+    assert cc._lookup("b") == "B"  # used: now the most recent
+    cc._store("d", "D")
+    assert list(cc._CACHE) == ["b", "d"]
+    assert cc._lookup("c") is None
