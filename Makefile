@@ -37,8 +37,9 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 docs: $(DOCS_STAMP)
 	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# speed and memory beside plain pm.sample (docs/performance.md); not part of CI
 bench: $(STAMP)
-	@$(BIN)/python benchmarks/bench_geometry.py
+	@$(BIN)/python benchmarks/bench_speed.py --sizes 200 2000
 
 clean:
 	rm -rf $(VENV) slopeshift-demo site build dist src/*.egg-info

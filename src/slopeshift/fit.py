@@ -15,6 +15,7 @@ import arviz_stats
 import numpy as np
 import pandas as pd
 import xarray as xr
+from arviz_stats.base import array_stats
 
 from slopeshift.data import TrialData
 from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning, DataWarning
@@ -233,16 +234,28 @@ class FitResult:
         # without one) are not sampled: they have no diagnostics
         names = [v for v in names if not _constant(data[v])]
         data = data[names]
-        rhat = arviz_stats.rhat(data)
-        bulk = arviz_stats.ess(data, method="bulk")
-        tail = arviz_stats.ess(data, method="tail")
+        # every element of every variable as one (element, chain, draw) array: one call per
+        # diagnostic (per variable, the xarray route took about 0.6 s of a 2-s refit)
+        blocks = [data[v].transpose("chain", "draw", ...).values for v in names]
+        n_chain, n_draw = blocks[0].shape[:2] if blocks else (0, 0)
+        flat = [np.moveaxis(b.reshape(n_chain, n_draw, -1), -1, 0) for b in blocks]
+        ary = np.concatenate(flat) if flat else np.zeros((0, n_chain, n_draw))
+        sizes = np.cumsum([0] + [f.shape[0] for f in flat])
+        finite = np.isfinite(ary).all(axis=(1, 2))
+        rhat, bulk, tail = (np.full(len(ary), np.nan) for _ in range(3))
+        if finite.any():
+            rhat[finite] = array_stats.rhat(ary[finite])
+            bulk[finite] = array_stats.ess(ary[finite], method="bulk")
+            # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
+            tail[finite] = array_stats.ess(ary[finite], method="tail", prob=0.95)
         rows = []
-        for v in names:
+        for j, v in enumerate(names):
+            part = slice(sizes[j], sizes[j + 1])
             rows.append({
                 "parameter": v,
-                "r_hat": float(rhat[v].max()),
-                "ess_bulk": float(bulk[v].min()),
-                "ess_tail": float(tail[v].min()),
+                "r_hat": _reduce(np.nanmax, rhat[part]),
+                "ess_bulk": _reduce(np.nanmin, bulk[part]),
+                "ess_tail": _reduce(np.nanmin, tail[part]),
             })
         table = pd.DataFrame(rows).set_index("parameter")
         table["ok"] = (table["r_hat"] <= RHAT_MAX) & (table["ess_bulk"] >= ESS_MIN) & (
@@ -604,6 +617,12 @@ class FitResult:
         return (f"FitResult({self.data.outcome}, {len(self.data.patients)} patients; "
                 f"{f['sampler']}: {f['chains']} chains x {f['draws']} draws, seed "
                 f"{f['random_seed']})")
+
+
+def _reduce(fn, values: np.ndarray) -> float:
+    """``fn`` over the finite values (NaN when there are none: a cell that does not exist)."""
+    ok = values[np.isfinite(values)]
+    return float(fn(ok)) if ok.size else float("nan")
 
 
 def _constant(draws: xr.DataArray) -> bool:

@@ -968,8 +968,10 @@ class SlopeShiftModel:
         random_seed : int, optional
             Seed; the same data, options and seed give identical numbers.
         sampler : {"nutpie", "pymc", "numpyro"}, default "nutpie"
-            NUTS implementation. nutpie compiles the model once per SlopeShiftModel and reuses
-            it. ``"numpyro"`` needs the ``jax`` extra (``pip install slopeshift[jax]``).
+            NUTS implementation. nutpie compiles the model once per structure and process:
+            another SlopeShiftModel with other data of the same sizes or other prior values
+            reuses the compiled model (:mod:`slopeshift.compiled`). ``"numpyro"`` needs
+            the ``jax`` extra (``pip install slopeshift[jax]``).
         cores : int, optional
             Chains run in parallel on this many cores (default: all).
         target_accept : float, default 0.9
