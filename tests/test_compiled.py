@@ -22,6 +22,15 @@ def _shifted(data: TrialData, patient: str, by: float) -> TrialData:
                                  value_col="value")
 
 
+def _without_last_visit(data: TrialData, patient: str) -> TrialData:
+    """The same trial with one patient's last visit left out (other visit count, same sizes)."""
+    visits = data.visits[["patient", "time", "value"]]
+    last = visits.index[visits["patient"] == patient][-1]
+    return TrialData.from_frames(visits.drop(index=last),
+                                 data.injections[["patient", "time", "cycle"]],
+                                 data.patients[["arm"]].reset_index(), value_col="value")
+
+
 def _without(data: TrialData, patient: str) -> TrialData:
     """The same trial without one patient (one patient fewer: another size)."""
     visits = data.visits.loc[data.visits["patient"] != patient, ["patient", "time", "value"]]
@@ -50,6 +59,10 @@ def test_same_structure_other_data_or_prior_values_share_a_key(example_data, oth
     assert not np.allclose(a.design["y"].values, b.design["y"].values)
     assert cc.structure_key(a.pymc_model) == cc.structure_key(b.pymc_model)
     assert cc.structure_key(a.pymc_model) == cc.structure_key(c.pymc_model)
+    # the marginal density reads per-patient moments: the number of visits is not structure
+    d = SlopeShiftModel(_without_last_visit(example_data, "P03"))
+    assert d.design.sizes["visit"] == a.design.sizes["visit"] - 1
+    assert cc.structure_key(a.pymc_model) == cc.structure_key(d.pymc_model)
 
 
 def test_other_structure_gets_another_key(example_data):

@@ -238,6 +238,7 @@ class SlopeShiftModel:
         self._pymc_model: pm.Model | None = None
         self._compiled: dict = {}
         self._consts: dict | None = None
+        self._moments_cache: tuple | None = None
 
     # ------------------------------------------------------------------ building
     def to_config(self) -> dict:
@@ -331,6 +332,29 @@ class SlopeShiftModel:
         exposures overlap) change the graph itself and so its structure key.
         """
         return _GraphConstants(self._constants(), self._STRUCTURAL, self._pack)
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+        """Each patient's moments of the visit covariates z and the scores (marginal model).
+
+        z = (1, run-in exposure, cycle exposures, and with jumps the steps 1[t >= tau_ik]);
+        the scores' mean is linear in per-patient coefficients over z (alpha_i, beta_i0, the
+        cycle slopes, the jumps). Returns S_zz (patient, D, D), S_zy (patient, D), S_yy
+        (patient,) (:func:`~slopeshift.marginal.patient_moments`) and the columns of z that
+        are the exposures of the integrated-out effects, in the order of
+        :meth:`_loadings`: the cycles, the run-in, then the steps.
+        """
+        if self._moments_cache is None:
+            k = self._constants()
+            n_k = k["has"].shape[1]
+            z = [np.ones(len(k["y"])), k["x_pre"]] + list(k["x_cycle"].T)
+            exposure = [2 + j for j in range(n_k)] + [1]
+            if self.config["jump"]:
+                z += list(k["x_jump"].T)
+                exposure += [2 + n_k + j for j in range(n_k)]
+            moments = patient_moments(np.column_stack(z), k["y"], k["p_idx"], len(k["n_visits"]))
+            self._moments_cache = (*moments, exposure)
+        szz, szy, syy, exposure = self._moments_cache
+        return szz, szy, syy, list(exposure)
 
     def _accel_shift(self, cell: np.ndarray) -> np.ndarray:
         """c_k of :meth:`_at_mean`, per cycle (``cell``: patient x cycle with an effect)."""
@@ -512,22 +536,15 @@ class SlopeShiftModel:
                 # covariates z = (1, run-in exposure, cycle exposures, jump steps), so every
                 # residual product the density needs comes from each patient's moments of
                 # (z, y): nothing per visit is left in the density or its gradient
-                n_p, n_k = d.sizes["patient"], d.sizes["cycle"]
+                n_k = d.sizes["cycle"]
                 w = [alpha, beta_pre] + [fixed_slope[:, j] for j in range(n_k)]
-                z = [np.ones(len(k_np["y"])), k_np["x_pre"]] + list(k_np["x_cycle"].T)
-                # the exposures that carry integrated-out effects, as columns of z: the
-                # cycles, the run-in, then with jumps the steps
-                exposure = [2 + j for j in range(n_k)] + [1]
                 if cfg["jump"]:
                     w += [jump_k[j] * T[:, j] for j in range(n_k)]
-                    z += list(k_np["x_jump"].T)
-                    exposure += [2 + n_k + j for j in range(n_k)]
-                szz, szy, syy = patient_moments(np.column_stack(z), k_np["y"], k_np["p_idx"],
-                                                n_p)
+                szz, szy, syy, exposure = self._moments()
                 present = szz.any(axis=0)
                 s_zz = {(a, e): self._pack.add(szz[:, a, e])
                         for a, e in zip(*np.nonzero(np.triu(present)), strict=True)}
-                s_zy = [self._pack.add(szy[:, a]) for a in range(len(z))]
+                s_zy = [self._pack.add(szy[:, a]) for a in range(szy.shape[1])]
                 g, c = residual_products(w, s_zz, s_zy, self._pack.add(syy))
                 # A_i = X_i' X_i over the exposures: a block of S_zz
                 gram = {(r, s_): s_zz[min(a, e), max(a, e)]
@@ -747,7 +764,8 @@ class SlopeShiftModel:
         ``natural`` rates, ``fixed`` slopes, ``load``, the scores' mean ``mu`` (draw, visit),
         the ``loadings`` (exposure column, effect), the number of effects ``q``, r'r ``c`` and
         the :class:`~slopeshift.marginal.MarginalTerms` ``terms`` (None with
-        ``density=False``, when only the mean and loadings are needed).
+        ``density=False``, when only the mean and loadings are needed; ``mu`` is computed
+        only then, and is None otherwise).
         """
         ratio = self.config["parameterization"] == "ratio"
         k = self._constants()
@@ -761,28 +779,37 @@ class SlopeShiftModel:
                                           if n in p})
         fixed = natural * (1.0 - T * m) if ratio else natural + T * m
         load = -natural * T if ratio else T + 0.0 * natural
-        mu = (alpha[:, p_idx] + beta[:, p_idx] * k["x_pre"]
-              + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
+        n_k = T.shape[1]
+        # the residual products from each patient's moments of (z, y) (see _moments): no
+        # work per visit unless the scores' mean itself is asked for (density=False)
+        szz, szy, syy, exposure = self._moments()
+        w = [alpha, beta] + [fixed[..., j] for j in range(n_k)]
         if self.config["jump"]:
-            mu = mu + ((p["jump"][:, None, :] * T)[:, p_idx, :] * k["x_jump"]).sum(axis=2)
-        resid = k["y"] - mu
-        x_all, gram = k["x_all"], k["gram"]
-        if sd_alpha is not None:
-            x_all = np.column_stack([x_all, np.ones(len(p_idx))])
-            gram = exposure_gram(x_all, p_idx, len(k["n_visits"]))
-        bounds = np.flatnonzero(np.diff(p_idx, prepend=-1))  # visits are sorted by patient
-        b = np.add.reduceat(resid[:, :, None] * x_all, bounds, axis=1)
-        c = np.add.reduceat(resid**2, bounds, axis=1)
+            w += [p["jump"][:, None, j] * T[:, j] for j in range(n_k)]
+        present = szz.any(axis=0)
+        g, c = residual_products(
+            w, {(a, e): szz[:, a, e] for a, e in zip(*np.nonzero(np.triu(present)),
+                                                     strict=True)},
+            [szy[:, a] for a in range(szy.shape[1])], syy)
+        if sd_alpha is not None:  # the intercept's column of ones is one more exposure
+            exposure = [*exposure, 0]
+        gram = szz[:, exposure][:, :, exposure]
+        b = [g[a] for a in exposure]
+        mu = None
+        if not density:
+            mu = (alpha[:, p_idx] + beta[:, p_idx] * k["x_pre"]
+                  + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
+            if self.config["jump"]:
+                mu = mu + ((p["jump"][:, None, :] * T)[:, p_idx, :] * k["x_jump"]).sum(axis=2)
         sdd = p["sd_drift"][col] if "sd_drift" in p else None
         loadings, q = self._loadings(load, p["sd_patient"][col], p["sd_patient_cycle"][col],
                                      sdd, np.sqrt,
                                      p["sd_jump"][col] if self.config["jump"] else None)
         if sd_alpha is not None:
-            loadings[(x_all.shape[1] - 1, q)] = sd_alpha + 0.0 * c
+            loadings[(len(exposure) - 1, q)] = sd_alpha + 0.0 * c
             q += 1
-        terms = low_rank_terms(loadings, gram, [b[:, :, j] for j in range(x_all.shape[1])], c,
-                               k["n_visits"], q, p["sigma"][col], sqrt=np.sqrt,
-                               log=np.log) if density else None
+        terms = low_rank_terms(loadings, gram, b, c, k["n_visits"], q, p["sigma"][col],
+                               sqrt=np.sqrt, log=np.log) if density else None
         return {"m": m, "natural": natural, "fixed": fixed, "load": load, "mu": mu,
                 "loadings": loadings, "q": q, "c": c, "terms": terms}
 
