@@ -16,12 +16,7 @@ from slopeshift.data import TrialData
 from slopeshift.design import build_design, design_weights, given_interval_shift
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
-from slopeshift.marginal import (
-    exposure_gram,
-    low_rank_terms,
-    patient_moments,
-    residual_products,
-)
+from slopeshift.marginal import low_rank_terms, patient_moments, residual_products
 from slopeshift.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
@@ -239,6 +234,9 @@ class SlopeShiftModel:
         self._compiled: dict = {}
         self._consts: dict | None = None
         self._moments_cache: tuple | None = None
+        # graph-building state of _build: the packed data inputs and the priors made from them
+        self._pack: _Pack | None = None
+        self._shared_priors: dict = {}
 
     # ------------------------------------------------------------------ building
     def to_config(self) -> dict:
@@ -295,7 +293,6 @@ class SlopeShiftModel:
             "x_jump": d["x_jump"].values,
             "y": d["y"].values,
             "x_all": x_all,
-            "gram": exposure_gram(x_all, p_idx, n_p),
             "n_visits": np.bincount(p_idx, minlength=n_p).astype(float),
             "natural_time": d["natural_time"].values,
             # the share of the run-in decline still possible (item floors); 1 = none reached
@@ -432,9 +429,9 @@ class SlopeShiftModel:
         cfg = self.config
         ratio = cfg["parameterization"] == "ratio"
         self._pack = _Pack("data_pack")
+        self._shared_priors = {}
         k = self._graph_constants()
         k_np = self._constants()
-        self._shared_priors: dict = {}
         has, p_idx = k["has"], k["p_idx"]
         n_cov = d.sizes["covariate"]
         coords = {"patient": d["patient"].values, "cycle": d["cycle"].values,
