@@ -120,3 +120,13 @@ def test_the_cache_keeps_the_most_recently_used(monkeypatch):
     cc._store("d", "D")
     assert list(cc._CACHE) == ["b", "d"]
     assert cc._lookup("c") is None
+
+
+def test_without_nutpies_helpers_it_compiles_every_time(example_data, monkeypatch):
+    monkeypatch.setattr(cc, "_nutpie_helpers", lambda: None)
+    cc.clear_cache()
+    model = SlopeShiftModel(example_data)
+    _, hit = cc.nutpie_model(model, model.initial_values(), set())
+    _, hit_again = cc.nutpie_model(SlopeShiftModel(example_data), model.initial_values(), set())
+    assert not hit and not hit_again
+    assert cc.cache_info()["misses"] == 2

@@ -132,18 +132,14 @@ def nutpie_model(model: SlopeShiftModel, initial_points: dict, jitter_rvs: set):
         Whether it came from the cache (no compile).
     """
     import nutpie
-    from nutpie.compile_pymc import (
-        _prepare_dims_and_coords,
-        _rv_dict_to_flat_array_wrapper,
-        _wrap_with_lock,
-    )
     from pymc.initial_point import make_initial_point_fn
 
+    helpers = _nutpie_helpers()
     pm_model = model.pymc_model
     jitter_names = sorted(rv.name for rv in jitter_rvs)
     key = structure_key(pm_model, sampler="nutpie", backend="numba", jitter=jitter_names,
                         starts=sorted(initial_points))
-    cached = _lookup(key)
+    cached = _lookup(key) if helpers is not None else None
     if cached is None:
         compiled = nutpie.compile_pymc_model(
             pm_model, initial_points=initial_points, jitter_rvs=jitter_rvs
@@ -153,6 +149,7 @@ def nutpie_model(model: SlopeShiftModel, initial_points: dict, jitter_rvs: set):
             _STATS["misses"] += 1
         return compiled, False
     # the same graph: swap in this model's data, starts and coordinates
+    _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper, _wrap_with_lock = helpers
     mine = _shared_by_name(pm_model)
     shared = {var.name: mine[var.name].get_value(borrow=True)
               for var in cached.shared_var_keys if _swappable(var)}
@@ -174,6 +171,20 @@ def nutpie_model(model: SlopeShiftModel, initial_points: dict, jitter_rvs: set):
         dims=dims,
         _coords=coords,
     ), True
+
+
+def _nutpie_helpers() -> tuple | None:
+    """nutpie's (private) helpers that a reused compiled model needs, or None when this
+    nutpie lacks them: then every model compiles, as without the cache."""
+    try:
+        from nutpie.compile_pymc import (
+            _prepare_dims_and_coords,
+            _rv_dict_to_flat_array_wrapper,
+            _wrap_with_lock,
+        )
+    except ImportError:
+        return None
+    return _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper, _wrap_with_lock
 
 
 def _lookup(key: str):
