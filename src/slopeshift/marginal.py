@@ -48,10 +48,7 @@ __all__ = [
 
 def exposure_gram(x_cycle: np.ndarray, patient_index: np.ndarray, n_patients: int) -> np.ndarray:
     """A_i = X_i' X_i for every patient: (patient, cycle, cycle), months squared."""
-    k = x_cycle.shape[1]
-    gram = np.zeros((n_patients, k, k))
-    np.add.at(gram, patient_index, x_cycle[:, :, None] * x_cycle[:, None, :])
-    return gram
+    return patient_moments(x_cycle, np.zeros(len(x_cycle)), patient_index, n_patients)[0]
 
 
 def patient_moments(z: np.ndarray, y: np.ndarray, patient_index: np.ndarray,
@@ -171,7 +168,7 @@ def marginal_terms(
 
 def low_rank_terms(
     loadings: dict, gram: np.ndarray, b: list, c, n_visits: np.ndarray, n_effects: int, sigma,
-    sqrt: Callable, log: Callable, pattern: np.ndarray | None = None,
+    sqrt: Callable, log: Callable,
 ) -> MarginalTerms:
     """Marginal density of r = X L zeta + noise, zeta ~ N(0, I), for a sparse loading matrix L.
 
@@ -198,9 +195,6 @@ def low_rank_terms(
         Residual SD, broadcastable against ``c``.
     sqrt, log : callables
         ``np.sqrt``/``np.log`` or their PyTensor counterparts.
-    pattern : ndarray of bool (m, m), optional
-        Which entries of an array ``gram`` are non-zero for some patient (default: read from
-        ``gram``).
 
     Returns
     -------
@@ -210,7 +204,7 @@ def low_rank_terms(
     if isinstance(gram, dict):
         entries = gram
     else:
-        nonzero = np.asarray(gram).any(axis=0) if pattern is None else pattern
+        nonzero = np.asarray(gram).any(axis=0)
         entries = {(r, s): gram[:, r, s] for r, s in zip(*np.nonzero(nonzero), strict=True)}
     var = sigma**2
     by_col: dict[int, list] = {j: [] for j in range(q)}

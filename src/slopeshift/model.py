@@ -330,15 +330,17 @@ class SlopeShiftModel:
         """
         return _GraphConstants(self._constants(), self._STRUCTURAL, self._pack)
 
-    def _moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    def _moments(self) -> tuple[dict, list, np.ndarray, list[int]]:
         """Each patient's moments of the visit covariates z and the scores (marginal model).
 
         z = (1, run-in exposure, cycle exposures, and with jumps the steps 1[t >= tau_ik]);
         the scores' mean is linear in per-patient coefficients over z (alpha_i, beta_i0, the
-        cycle slopes, the jumps). Returns S_zz (patient, D, D), S_zy (patient, D), S_yy
-        (patient,) (:func:`~slopeshift.marginal.patient_moments`) and the columns of z that
-        are the exposures of the integrated-out effects, in the order of
-        :meth:`_loadings`: the cycles, the run-in, then the steps.
+        cycle slopes, the jumps). Returns S_zz as ``{(d, e): (patient,)}`` for the pairs
+        d <= e that are non-zero for some patient, S_zy as a list over d, S_yy (patient,)
+        (:func:`~slopeshift.marginal.patient_moments`, the form
+        :func:`~slopeshift.marginal.residual_products` takes) and the columns of z that are
+        the exposures of the integrated-out effects, in the order of :meth:`_loadings`: the
+        cycles, the run-in, then the steps.
         """
         if self._moments_cache is None:
             k = self._constants()
@@ -348,10 +350,13 @@ class SlopeShiftModel:
             if self.config["jump"]:
                 z += list(k["x_jump"].T)
                 exposure += [2 + n_k + j for j in range(n_k)]
-            moments = patient_moments(np.column_stack(z), k["y"], k["p_idx"], len(k["n_visits"]))
-            self._moments_cache = (*moments, exposure)
-        szz, szy, syy, exposure = self._moments_cache
-        return szz, szy, syy, list(exposure)
+            szz, szy, syy = patient_moments(np.column_stack(z), k["y"], k["p_idx"],
+                                            len(k["n_visits"]))
+            s_zz = {(a, e): szz[:, a, e]
+                    for a, e in zip(*np.nonzero(np.triu(szz.any(axis=0))), strict=True)}
+            self._moments_cache = (s_zz, list(szy.T), syy, exposure)
+        s_zz, s_zy, syy, exposure = self._moments_cache
+        return dict(s_zz), list(s_zy), syy, list(exposure)
 
     def _accel_shift(self, cell: np.ndarray) -> np.ndarray:
         """c_k of :meth:`_at_mean`, per cycle (``cell``: patient x cycle with an effect)."""
@@ -537,21 +542,15 @@ class SlopeShiftModel:
                 w = [alpha, beta_pre] + [fixed_slope[:, j] for j in range(n_k)]
                 if cfg["jump"]:
                     w += [jump_k[j] * T[:, j] for j in range(n_k)]
-                szz, szy, syy, exposure = self._moments()
-                present = szz.any(axis=0)
-                s_zz = {(a, e): self._pack.add(szz[:, a, e])
-                        for a, e in zip(*np.nonzero(np.triu(present)), strict=True)}
-                s_zy = [self._pack.add(szy[:, a]) for a in range(szy.shape[1])]
-                g, c = residual_products(w, s_zz, s_zy, self._pack.add(syy))
-                # A_i = X_i' X_i over the exposures: a block of S_zz
-                gram = {(r, s_): s_zz[min(a, e), max(a, e)]
-                        for r, a in enumerate(exposure) for s_, e in enumerate(exposure)
-                        if (min(a, e), max(a, e)) in s_zz}
+                s_zz, s_zy, syy, exposure = self._moments()
+                s_zz = {pair: self._pack.add(v) for pair, v in s_zz.items()}
+                g, c = residual_products(w, s_zz, [self._pack.add(v) for v in s_zy],
+                                         self._pack.add(syy))
                 loadings, q = self._loadings(load, sd_patient, sd_pc, sd_drift, pt.sqrt,
                                              sd_jump, k)
                 terms = low_rank_terms(
-                    loadings, gram, [g[a] for a in exposure], c, k["n_visits"],
-                    q, sigma, sqrt=pt.sqrt, log=pt.log,
+                    loadings, _exposure_block(s_zz, exposure), [g[a] for a in exposure], c,
+                    k["n_visits"], q, sigma, sqrt=pt.sqrt, log=pt.log,
                 )
                 pm.Potential("y_marginal", terms.logp.sum())
                 self._pack.finish()
@@ -779,18 +778,14 @@ class SlopeShiftModel:
         n_k = T.shape[1]
         # the residual products from each patient's moments of (z, y) (see _moments): no
         # work per visit unless the scores' mean itself is asked for (density=False)
-        szz, szy, syy, exposure = self._moments()
+        s_zz, s_zy, syy, exposure = self._moments()
         w = [alpha, beta] + [fixed[..., j] for j in range(n_k)]
         if self.config["jump"]:
             w += [p["jump"][:, None, j] * T[:, j] for j in range(n_k)]
-        present = szz.any(axis=0)
-        g, c = residual_products(
-            w, {(a, e): szz[:, a, e] for a, e in zip(*np.nonzero(np.triu(present)),
-                                                     strict=True)},
-            [szy[:, a] for a in range(szy.shape[1])], syy)
+        g, c = residual_products(w, s_zz, s_zy, syy)
         if sd_alpha is not None:  # the intercept's column of ones is one more exposure
             exposure = [*exposure, 0]
-        gram = szz[:, exposure][:, :, exposure]
+        gram = _exposure_block(s_zz, exposure)
         b = [g[a] for a in exposure]
         mu = None
         if not density:
@@ -1028,6 +1023,14 @@ class SlopeShiftModel:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return (f"SlopeShiftModel({o['patients']} patients, {o['visits']} visits, "
                 f"{o['injections']} injections; {opts})")
+
+
+def _exposure_block(s_zz: dict, exposure: list[int]) -> dict:
+    """A_i = X_i' X_i over the exposures, as the block of S_zz (``{(d, e): ...}``, d <= e)
+    that :func:`~slopeshift.marginal.low_rank_terms` takes: ``{(r, s): ...}``, both orders."""
+    return {(r, s): s_zz[min(a, e), max(a, e)]
+            for r, a in enumerate(exposure) for s, e in enumerate(exposure)
+            if (min(a, e), max(a, e)) in s_zz}
 
 
 class _Pack:
