@@ -33,6 +33,39 @@ def test_design_spec_is_passed_on(tmp_path, monkeypatch, capsys):
     assert "power.csv" in capsys.readouterr().out
 
 
+def test_design_grid_spec_runs_every_cell_and_draws_them(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_grid(designs, effects, n_trials, out_dir, **kwargs):
+        seen.update(designs=designs, n_trials=n_trials, **kwargs)
+        rows = [{"design": label, "effect": e, "interval_effect": 0.0, "n_trials": n_trials,
+                 "p_success": 0.5, "p_success_se": 0.05, "rho_bar_bias": 0.0,
+                 "declared_mean": 1.0, "true_responders_mean": 2.0}
+                for label in designs for e in (0.0, 0.5)]
+        return pd.DataFrame(rows)
+
+    monkeypatch.setattr(study, "design_grid", fake_grid)
+    spec = tmp_path / "grid.toml"
+    spec.write_text("n_trials = 20\n[design]\nrunin_months = 4.0\n"
+                    "[grid]\nn_patients = [20, 40]\narms = ['single', 'two-arm']\n"
+                    "[[effects]]\neffect = 0.0\n[[effects]]\neffect = 0.5\n")
+    assert main(["study", "design", str(spec), "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    assert list(seen["designs"]) == ["n=20, single-arm", "n=20, two-arm", "n=40, single-arm",
+                                     "n=40, two-arm"]
+    assert seen["designs"]["n=40, two-arm"] == study.TrialDesign(n_patients=40, n_controls=40,
+                                                                 runin_months=4.0)
+    assert len(pd.read_csv(tmp_path / "out" / "power.csv")) == 8
+    assert (tmp_path / "out" / "operating_characteristics.png").stat().st_size > 10_000
+
+
+def test_design_spec_with_an_unknown_field_names_it(tmp_path, capsys):
+    spec = tmp_path / "design.toml"
+    spec.write_text("n_trials = 20\n[design]\npatients = 20\n")
+    assert main(["study", "design", str(spec), "--out", str(tmp_path / "o")]) == 2
+    assert "patients" in capsys.readouterr().err
+
+
 def test_null_spec_reads_the_reference_beside_it(tmp_path, monkeypatch):
     seen = {}
 

@@ -37,6 +37,8 @@ from slopeshift.tables import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from slopeshift.fit import FitResult
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "plot_cycles",
     "plot_interval_effect",
     "plot_loo_pit",
+    "plot_operating_characteristics",
     "plot_patient_forest",
     "plot_ppc",
     "plot_responders",
@@ -868,4 +871,114 @@ def plot_loo_pit(
     what = (f"slopes after the first injection, {n_pat} patients" if kind == "slope"
             else f"{pit.sizes['visit']} scores after the first injection, {n_pat} patients")
     ax.set_title(what, fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------------- studies
+def _effect_label(effect: float, interval_effect: float) -> str:
+    if effect == 0 and interval_effect == 0:
+        return "no effect"
+    text = f"slowing {effect:g}"
+    if interval_effect:
+        text += f", {interval_effect:+g}/month of interval"
+    return text
+
+
+def plot_operating_characteristics(
+    table: pd.DataFrame,
+    *,
+    axes: Sequence[Axes] | np.ndarray | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Operating characteristics of trial designs, from :func:`slopeshift.study.design_grid`.
+
+    Three panels, one row per design: the probability that the decision rule is met (the
+    type-I error under no effect, the power under an effect) with 95% Monte Carlo intervals,
+    beside the one-sided alpha of the rule and 80% power; the posterior mean of the primary
+    population slowing against its true value; and the patients declared responders against
+    the true responders, per trial. Every number is a column of ``table``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table of :func:`~slopeshift.study.design_grid` (or of
+        :func:`~slopeshift.study.power`, one design).
+    axes : sequence of 3 Axes, optional
+        Draw into these instead of a new figure.
+    figsize : (float, float), optional
+        Figure size in inches; default 11 wide, 0.5 per design and effect high.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        x: probability, slowing (fraction of the natural rate) and patients per trial.
+    """
+    need = {"p_success", "p_success_se", "effect", "interval_effect", "rho_bar_bias",
+            "declared_mean", "true_responders_mean", "n_trials"}
+    missing = need - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks column(s) {sorted(missing)}: give the table of "
+                         "slopeshift.study.design_grid or power.")
+    t = table.copy()
+    if "design" not in t:
+        t["design"] = "design"
+    if "true_rho_bar" not in t:
+        t["true_rho_bar"] = t["effect"]
+    designs = list(dict.fromkeys(t["design"]))
+    effects = list(dict.fromkeys(zip(t["effect"], t["interval_effect"], strict=True)))
+    n_rows = len(designs)
+    height = max(2.8, 0.32 * n_rows * max(len(effects), 1) + 1.8)
+    fig, (ax_p, ax_b, ax_r) = _many_axes(axes, 3, 3, figsize or (11.0, height), (3.7, height))
+    palette = [_C["vermillion"], _C["blue"], _C["green"], _C["orange"], _C["purple"]]
+    colours = {}
+    for e in effects:
+        colours[e] = (_C["vermillion"] if e == (0.0, 0.0)
+                      else palette[1 + (len(colours) - ((0.0, 0.0) in colours)) % 4])
+    offset = np.linspace(-0.2, 0.2, len(effects)) if len(effects) > 1 else np.zeros(1)
+    y_of = {d: i for i, d in enumerate(designs)}
+    rule = t.attrs.get("rule")
+    for j, e in enumerate(effects):
+        g = t[(t["effect"] == e[0]) & (t["interval_effect"] == e[1])]
+        y = g["design"].map(y_of).to_numpy(float) + offset[j]
+        col = colours[e]
+        label = _effect_label(*e)
+        p = g["p_success"].to_numpy(float)
+        half = 1.96 * g["p_success_se"].to_numpy(float)
+        ax_p.errorbar(p, y, xerr=[np.minimum(half, p), np.minimum(half, 1 - p)], fmt="o",
+                      ms=4, color=col, capsize=2, lw=1, label=label)
+        est = (g["true_rho_bar"] + g["rho_bar_bias"]).to_numpy(float)
+        ax_b.scatter(g["true_rho_bar"], y, marker="|", s=80, color=_C["black"], zorder=3)
+        ax_b.scatter(est, y, marker="o", s=16, color=col, zorder=4)
+        ax_r.scatter(g["true_responders_mean"], y, marker="|", s=80, color=_C["black"],
+                     zorder=3)
+        ax_r.scatter(g["declared_mean"], y, marker="o", s=16, color=col, zorder=4)
+    if rule is not None:
+        alpha = 1.0 - float(rule[2])
+        ax_p.axvline(alpha, color=_GREY, lw=0.8, ls=":", label=f"one-sided alpha {alpha:g}")
+    ax_p.axvline(0.8, color=_GREY, lw=0.8, ls="--", label="80% power")
+    ax_p.set_xlim(-0.02, 1.02)
+    what = (f"P({rule[0]} > {rule[1]:g}) \u2265 {rule[2]:g}" if rule is not None
+            else "decision rule met")
+    ax_p.set_xlabel(f"Probability of success\n({what})", fontsize=9)
+    ax_b.set_xlabel("Population slowing (fraction of natural rate)\n"
+                    "| truth   \u25cf mean estimate", fontsize=9)
+    ax_r.set_xlabel("Patients per trial\n| true responders   \u25cf declared", fontsize=9)
+    for ax in (ax_p, ax_b, ax_r):
+        ax.set_yticks(range(n_rows))
+        ax.set_ylim(n_rows - 0.5, -0.5)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+    ax_p.set_yticklabels(designs)
+    for ax in (ax_b, ax_r):
+        ax.set_yticklabels([])
+    ax_r.set_xlim(left=0)
+    n_tr = int(t["n_trials"].min())
+    ax_p.set_title(f"Operating characteristics (at least {n_tr} simulated trials per point; "
+                   "bars: 95% Monte Carlo intervals)", fontsize=9, loc="left")
+    handles, labels = ax_p.get_legend_handles_labels()
+    if axes is None:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels),
+                   fontsize=8, frameon=False)
+    else:
+        ax_p.legend(handles, labels, fontsize=7, frameon=False)
     return fig

@@ -51,8 +51,11 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import distributed
 
-__all__ = ["Calibration", "NullCheck", "TrialDesign", "calibrate", "load_study", "null_check",
-           "power", "run_study", "task_seed"]
+__all__ = [  # noqa: F822 (plot_operating_characteristics: imported on first use, below)
+    "Calibration", "NullCheck", "TrialDesign", "calibrate", "design_grid", "expand_designs",
+    "load_study", "null_check", "plot_operating_characteristics", "power", "run_study",
+    "task_seed", "true_rho_bar",
+]
 
 _STUDY_FILE = "study.json"
 _TASKS_DIR = "tasks"
@@ -511,6 +514,18 @@ from slopeshift.study_jobs import (  # noqa: E402
     NullCheck,
     TrialDesign,
     calibrate,
+    design_grid,
+    expand_designs,
     null_check,
     power,
+    true_rho_bar,
 )
+
+
+def __getattr__(name: str) -> Any:
+    # the figure of design_grid, without importing matplotlib into every study worker
+    if name == "plot_operating_characteristics":
+        from slopeshift.plots import plot_operating_characteristics
+
+        return plot_operating_characteristics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

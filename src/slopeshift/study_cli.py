@@ -15,6 +15,13 @@ A study's specification is a TOML file (paths in it are relative to the file):
     [[effects]]
     effect = 0.5
     interval_effect = -0.08
+    [grid]                                    # optional: a grid over designs (design_grid)
+    n_patients = [20, 40]                     # any TrialDesign field, each a list of values
+    gaps = [[3.0, 3.0, 3.0], [6.0, 6.0, 6.0]]
+    arms = ["single", "two-arm"]              # two-arm: as many controls as treated
+
+  With a ``[grid]`` the summary has one row per design and effect, and the figure of
+  :func:`slopeshift.plots.plot_operating_characteristics` is written beside it.
 
 ``null`` (:func:`slopeshift.study.null_check`)::
 
@@ -85,7 +92,15 @@ def _take(spec: dict, path: Path, key: str, kind: type = int) -> Any:
 
 def run_study_command(args: argparse.Namespace) -> None:
     """Run ``slopeshift study`` (parsed ``args``) and write the summary to ``--out``."""
-    from slopeshift.study import TrialDesign, calibrate, null_check, power
+    from slopeshift.plots import plot_operating_characteristics
+    from slopeshift.study import (
+        TrialDesign,
+        calibrate,
+        design_grid,
+        expand_designs,
+        null_check,
+        power,
+    )
 
     spec = _read_spec(args.spec)
     base = args.spec.parent
@@ -98,12 +113,24 @@ def run_study_command(args: argparse.Namespace) -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     if args.kind == "design":
-        design = TrialDesign(**{k: tuple(v) if k == "gaps" else v
-                                for k, v in spec.get("design", {}).items()})
+        try:
+            design = TrialDesign(**{k: tuple(v) if k == "gaps" else v
+                                    for k, v in spec.get("design", {}).items()})
+        except TypeError as err:
+            raise ValueError(f"{args.spec}: [design]: {err} (see TrialDesign).") from None
         effects = spec.get("effects") or [{"effect": 0.0}]
         rule = spec.get("rule")
-        table = power(design, effects, _take(spec, args.spec, "n_trials"), out / "study",
-                      rule=None if rule is None else tuple(rule), **run)
+        rule = None if rule is None else tuple(rule)
+        n_trials = _take(spec, args.spec, "n_trials")
+        if "grid" in spec:
+            axes = dict(spec["grid"])
+            arms = axes.pop("arms", None)
+            cells = expand_designs(design, arms=arms, **axes)
+            table = design_grid(cells, effects, n_trials, out / "study", rule=rule, **run)
+            _save_figure(plot_operating_characteristics(table),
+                         out / "operating_characteristics.png")
+        else:
+            table = power(design, effects, n_trials, out / "study", rule=rule, **run)
         tables = {"power": table}
     elif args.kind == "null":
         ref = base / _take(spec, args.spec, "reference", str)
@@ -127,6 +154,14 @@ def run_study_command(args: argparse.Namespace) -> None:
         table.to_csv(out / f"{name}.csv", index=False)
         print(f"{name}:\n{table.to_string(index=False)}\n")
     print(f"Wrote {', '.join(f'{n}.csv' for n in tables)} and the study's store to {out}/")
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    print(f"Wrote {path}")
 
 
 def _calibration_data(value: Any, base: Path, path: Path):

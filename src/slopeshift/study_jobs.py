@@ -21,6 +21,7 @@ These are the public names ``slopeshift.study.TrialDesign``, ``power``, ``null_c
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,7 @@ import pandas as pd
 from slopeshift.data import TrialData
 
 __all__ = ["SBC_QUANTITIES", "Calibration", "NullCheck", "TrialDesign", "calibrate", "decision",
-           "null_check", "power", "sham_trial"]
+           "design_grid", "expand_designs", "null_check", "power", "sham_trial", "true_rho_bar"]
 
 #: Sampler settings of each fit of a study (the library's defaults).
 FIT_DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4}
@@ -182,6 +183,7 @@ def _fit(data: TrialData, spec: Mapping, seed: int):
 
 def _power_task(spec: dict, seed: int) -> dict:
     """One simulated trial of a design under one effect, fitted (a study task)."""
+    start = time.perf_counter()
     design = TrialDesign(**(spec["design"] | {"gaps": tuple(spec["design"]["gaps"])}))
     data, truth = design.simulate(spec["effect"], spec["interval_effect"], spec["effect_sd"],
                                   random_seed=seed)
@@ -190,7 +192,61 @@ def _power_task(spec: dict, seed: int) -> dict:
     pats = truth["patients"]
     treated = pats[pats["arm"] == "treated"] if "arm" in pats else pats
     rec["true_responders"] = int(treated["responder"].sum()) if "responder" in treated else -1
+    rec["true_rho_bar"] = true_rho_bar(truth)
+    rec["seconds"] = time.perf_counter() - start  # simulation, fit and summaries
     return rec
+
+
+def true_rho_bar(truth: Mapping[str, Any]) -> float:
+    """The population slowing a trial's primary estimand targets, from a simulation's truth.
+
+    ``rho_bar_given`` weights each cycle's population slowing at the intervals the patients
+    had by the treated patient-months observed in it; the population slowing of a cell is
+    ``effect + interval_effect * (gap - interval_ref)`` (the patients' own deviations average
+    to 0 in the population). So the truth is the same weighted mean over the treated, observed
+    cells of the simulation (:func:`slopeshift.simulate_realistic_trial`'s ``truth``).
+
+    Returns
+    -------
+    float
+        The true population slowing (fraction of the natural pace); ``effect`` where no
+        treated cell was observed.
+    """
+    cells = truth["slowing"]
+    pats = truth["patients"]
+    treated = pats.index[pats["arm"] == "treated"] if "arm" in pats else pats.index
+    cells = cells[cells["patient"].isin(treated) & cells["observed"]]
+    w = cells["observed_months"].to_numpy(float)
+    if not len(cells) or w.sum() <= 0:
+        return float(truth["effect"])
+    pop = truth["effect"] + truth["interval_effect"] * (cells["gap"].to_numpy(float)
+                                                        - truth["interval_ref"])
+    return float((w * pop).sum() / w.sum())
+
+
+def _power_specs(design: TrialDesign, effects, n_trials: int, rule, threshold: float,
+                 prob: float, model_options, fit_options, label: str | None) -> list[dict]:
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, not {n_trials}.")
+    effects = [effects] if isinstance(effects, Mapping) else list(effects)
+    if not effects:
+        raise ValueError("effects is empty: give at least one, e.g. [{'effect': 0.0}].")
+    specs = []
+    for eff in effects:
+        unknown = set(eff) - {"effect", "interval_effect", "effect_sd"}
+        if unknown:
+            raise ValueError(f"effects: unknown key(s) {sorted(unknown)} in {dict(eff)!r}; "
+                             "use effect, interval_effect and effect_sd.")
+        e = {"effect": 0.0, "interval_effect": 0.0} | {k: float(v) for k, v in eff.items()}
+        # no effect means none for anyone (the type-I error), unless a spread is given
+        e.setdefault("effect_sd", 0.2 if e["effect"] != 0 else 0.0)
+        for _ in range(n_trials):
+            spec = {"design": design.to_dict(), **e, "rule": list(rule),
+                    "threshold": threshold, "prob": prob,
+                    "model": dict(model_options or {}), "fit": dict(fit_options or {})}
+            # power() keeps the spec of earlier versions (no label), so its stores resume
+            specs.append(spec if label is None else {"label": label} | spec)
+    return specs
 
 
 def power(design: TrialDesign, effects: Sequence[Mapping[str, float]] | Mapping[str, float],
@@ -231,41 +287,167 @@ def power(design: TrialDesign, effects: Sequence[Mapping[str, float]] | Mapping[
     pandas.DataFrame
         One row per effect: ``effect``, ``interval_effect``, ``n_trials`` (finished without
         error), ``p_success`` and its Monte Carlo SE ``p_success_se`` (the type-I error where
-        the effect is 0), ``rho_bar_bias`` (mean posterior mean minus the true population
-        slowing at the intervals given, approximated by ``effect``), ``rho_bar_coverage``
-        (95% intervals), ``theta_bias`` and ``theta_coverage``, ``declared_mean`` (patients
-        declared responders) and ``true_responders_mean``, ``healthy`` (share of fits with
-        R-hat <= 1.01, ESS >= 400, no divergence). ``attrs["records"]``: the per-trial table.
+        the effect is 0), ``true_rho_bar`` (the population slowing at the intervals the
+        simulated patients had, averaged over trials: :func:`true_rho_bar`),
+        ``rho_bar_bias`` (mean posterior mean of ``rho_bar_given`` minus that truth, trial by
+        trial), ``rho_bar_coverage`` (95% intervals), ``theta_bias`` and ``theta_coverage``,
+        ``declared_mean`` (patients declared responders) and ``true_responders_mean``,
+        ``healthy`` (share of fits with R-hat <= 1.01, ESS >= 400, no divergence).
+        ``attrs["records"]``: the per-trial table.
     """
     from slopeshift.study import run_study
 
     rule = decision(rule)
-    effects = [effects] if isinstance(effects, Mapping) else list(effects)
-    specs = []
-    for eff in effects:
-        e = {"effect": 0.0, "interval_effect": 0.0} | dict(eff)
-        # no effect means none for anyone (the type-I error), unless a spread is given
-        e.setdefault("effect_sd", 0.2 if e["effect"] != 0 else 0.0)
-        for _ in range(n_trials):
-            specs.append({"design": design.to_dict(), **e, "rule": list(rule),
-                          "threshold": threshold, "prob": prob,
-                          "model": dict(model_options or {}), "fit": dict(fit_options or {})})
+    specs = _power_specs(design, effects, n_trials, rule, threshold, prob, model_options,
+                         fit_options, None)
     records = run_study(_power_task, specs, out_dir, seed=seed, name="power", **run_options)
     return _power_summary(records, rule)
 
 
+def expand_designs(base: TrialDesign | None = None, *, arms: Sequence[str] | None = None,
+                   **axes: Sequence[Any]) -> dict[str, TrialDesign]:
+    """Every combination of design settings: the cells of a design grid.
+
+    Parameters
+    ----------
+    base : TrialDesign, optional
+        The settings not varied (default ``TrialDesign()``).
+    arms : sequence of {"single", "two-arm"}, optional
+        ``"two-arm"`` adds a concurrent control arm as large as the treated arm
+        (``n_controls = n_patients``); ``"single"`` has none.
+    **axes : sequences
+        Values of :class:`TrialDesign` fields, e.g. ``n_patients=[20, 40, 80]``,
+        ``gaps=[(3, 3, 3), (6, 6, 6)]`` (months).
+
+    Returns
+    -------
+    dict of str to TrialDesign
+        Keyed by a label naming the varied settings, e.g. ``"n=40, gaps 3/3/3, two-arm"``,
+        in the order of the product (the last axis varies fastest).
+
+    Examples
+    --------
+    >>> cells = expand_designs(n_patients=[20, 40], gaps=[(3, 3, 3), (6, 6)],
+    ...                        arms=["single", "two-arm"])
+    >>> len(cells), next(iter(cells))
+    (8, 'n=20, gaps 3/3/3, single-arm')
+    """
+    import itertools
+    from dataclasses import fields, replace
+
+    base = TrialDesign() if base is None else base
+    known = {f.name for f in fields(TrialDesign)}
+    unknown = set(axes) - known
+    if unknown:
+        raise ValueError(f"expand_designs: unknown setting(s) {sorted(unknown)}; the fields of "
+                         f"TrialDesign are {sorted(known)}.")
+    if "n_controls" in axes and arms is not None:
+        raise ValueError("give either arms or n_controls, not both.")
+    arms = list(arms) if arms is not None else [None]
+    bad = [a for a in arms if a not in (None, "single", "two-arm")]
+    if bad:
+        raise ValueError(f"arms must be 'single' or 'two-arm', not {bad}.")
+    names = list(axes)
+    cells = {}
+    for values in itertools.product(*(list(axes[n]) for n in names), arms):
+        setting = dict(zip(names, values[:-1], strict=True))
+        if "gaps" in setting:
+            setting["gaps"] = tuple(float(g) for g in setting["gaps"])
+        design = replace(base, **setting)
+        if values[-1] is not None:
+            design = replace(design, n_controls=design.n_patients if values[-1] == "two-arm"
+                             else 0)
+        parts = []
+        for n in names:
+            v = getattr(design, n)
+            if n == "gaps":
+                parts.append("gaps " + "/".join(f"{g:g}" for g in v))
+            else:
+                parts.append({"n_patients": "n", "n_controls": "controls"}.get(n, n) + f"={v}")
+        if values[-1] is not None:
+            parts.append("two-arm" if values[-1] == "two-arm" else "single-arm")
+        cells[", ".join(parts)] = design
+    return cells
+
+
+def design_grid(designs: Mapping[str, TrialDesign] | Sequence[TrialDesign],
+                effects: Sequence[Mapping[str, float]] | Mapping[str, float], n_trials: int,
+                out_dir: str | Path, *, rule: tuple[str, float, float] | None = None,
+                threshold: float = 0.25, prob: float = 0.9, seed: int = 0,
+                model_options: Mapping[str, Any] | None = None,
+                fit_options: Mapping[str, Any] | None = None,
+                **run_options: Any) -> pd.DataFrame:
+    """Operating characteristics of several designs, in one resumable study.
+
+    Every design is simulated under every effect ``n_trials`` times and fitted as in
+    :func:`power`; all trials of all designs form one study (one store, run in parallel, resumed
+    together), so a grid is as easy to run on a Dask cluster as one design.
+
+    Parameters
+    ----------
+    designs : mapping of str to TrialDesign, or sequence of TrialDesign
+        The cells, e.g. from :func:`expand_designs`; a sequence is labelled ``design 1``, ...
+    effects, n_trials, out_dir, rule, threshold, prob, seed, model_options, fit_options
+        As in :func:`power` (``n_trials`` per design and effect).
+    **run_options
+        ``workers``, ``executor``, ``scheduler``, ``progress`` of
+        :func:`slopeshift.study.run_study`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy: one row per design and effect, with the design's settings (``design`` label,
+        ``n_patients``, ``n_controls``, ``arms``, ``runin_months``, ``gaps``,
+        ``followup_months``) and the columns of :func:`power`. ``attrs["records"]``: the
+        per-trial table; ``attrs["rule"]``: the decision rule. Plot it with
+        :func:`slopeshift.plots.plot_operating_characteristics`.
+    """
+    from slopeshift.study import run_study
+
+    rule = decision(rule)
+    if not isinstance(designs, Mapping):
+        designs = {f"design {i + 1}": d for i, d in enumerate(designs)}
+    if not designs:
+        raise ValueError("designs is empty.")
+    for label, d in designs.items():
+        if not isinstance(d, TrialDesign):
+            raise TypeError(f"design {label!r} is a {type(d).__name__}, not a TrialDesign.")
+    specs = [s for label, d in designs.items()
+             for s in _power_specs(d, effects, n_trials, rule, threshold, prob, model_options,
+                                   fit_options, label)]
+    records = run_study(_power_task, specs, out_dir, seed=seed, name="design_grid",
+                        **run_options)
+    table = _power_summary(records, rule)
+    settings = pd.DataFrame([{
+        "design": label, "n_patients": d.n_patients, "n_controls": d.n_controls,
+        "arms": "two-arm" if d.n_controls else "single-arm", "runin_months": d.runin_months,
+        "gaps": "/".join(f"{g:g}" for g in d.gaps), "followup_months": d.followup_months}
+        for label, d in designs.items()])
+    out = settings.merge(table, on="design", how="right")
+    order = {label: i for i, label in enumerate(designs)}
+    out = out.sort_values("design", key=lambda c: c.map(order), kind="stable")
+    out = out.reset_index(drop=True)
+    out.attrs = table.attrs
+    return out
+
+
 def _power_summary(records: pd.DataFrame, rule: tuple[str, float, float]) -> pd.DataFrame:
     ok = records[records["error"].isna()] if "error" in records else records
+    if "spec_label" not in ok:  # power(): one design, no label
+        ok = ok.assign(spec_label="design")
     rows = []
-    for (eff, ie), g in ok.groupby(["spec_effect", "spec_interval_effect"], sort=False):
+    for (label, eff, ie), g in ok.groupby(["spec_label", "spec_effect", "spec_interval_effect"],
+                                          sort=False):
         n = len(g)
         p = float(g["success"].mean())
+        truth = g["true_rho_bar"] if "true_rho_bar" in g else pd.Series(eff, index=g.index)
         healthy = (g["max_r_hat"] <= 1.01) & (g["min_ess"] >= 400) & (g["divergences"] == 0)
         rows.append({
-            "effect": eff, "interval_effect": ie, "n_trials": n,
+            "design": label, "effect": eff, "interval_effect": ie, "n_trials": n,
             "p_success": p, "p_success_se": float(np.sqrt(p * (1 - p) / n)) if n else np.nan,
-            "rho_bar_bias": float(g["rho_bar_mean"].mean() - eff),
-            "rho_bar_coverage": float(((g["rho_bar_lo"] <= eff) & (eff <= g["rho_bar_hi"]))
+            "true_rho_bar": float(truth.mean()),
+            "rho_bar_bias": float((g["rho_bar_mean"] - truth).mean()),
+            "rho_bar_coverage": float(((g["rho_bar_lo"] <= truth) & (truth <= g["rho_bar_hi"]))
                                       .mean()),
             "theta_bias": float(g["theta_mean"].mean() - ie),
             "theta_coverage": float(((g["theta_lo"] <= ie) & (ie <= g["theta_hi"])).mean()),
@@ -274,6 +456,8 @@ def _power_summary(records: pd.DataFrame, rule: tuple[str, float, float]) -> pd.
             "healthy": float(healthy.mean()),
         })
     out = pd.DataFrame(rows)
+    if out["design"].nunique() == 1 and out["design"].iloc[0] == "design":
+        out = out.drop(columns="design")  # power(): one design, no label column
     out.attrs["records"] = records
     out.attrs["rule"] = rule
     return out
