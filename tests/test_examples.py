@@ -21,7 +21,11 @@ CASES = [
      "loo_pit.png"),
     ("natural_history.py", "no effect: default (drift, acceleration, enrolment)",
      "comparison.csv"),
+    ("trial_design.py", "Operating characteristics (P(rho_bar_given > 0) >= 0.975):",
+     "operating_characteristics.png"),
 ]
+# extra arguments after the output folder (a study kept small)
+ARGS = {"trial_design.py": ["1"]}
 
 
 @pytest.mark.slow
@@ -31,7 +35,7 @@ def test_example_runs(script: str, expected: str, written: str, tmp_path: Path) 
     out = tmp_path / "out"
     env = os.environ | {"MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), str(out)],
+        [sys.executable, str(EXAMPLES / script), str(out), *ARGS.get(script, [])],
         capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path, check=False,
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -884,6 +884,13 @@ def _effect_label(effect: float, interval_effect: float) -> str:
     return text
 
 
+def _wilson(p: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial share (not degenerate at 0 or 1 successes)."""
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
 def plot_operating_characteristics(
     table: pd.DataFrame,
     *,
@@ -893,7 +900,8 @@ def plot_operating_characteristics(
     """Operating characteristics of trial designs, from :func:`slopeshift.study.design_grid`.
 
     Three panels, one row per design: the probability that the decision rule is met (the
-    type-I error under no effect, the power under an effect) with 95% Monte Carlo intervals,
+    type-I error under no effect, the power under an effect) with 95% Monte Carlo (Wilson)
+    intervals,
     beside the one-sided alpha of the rule and 80% power; the posterior mean of the primary
     population slowing against its true value; and the patients declared responders against
     the true responders, per trial. Every number is a column of ``table``.
@@ -943,9 +951,9 @@ def plot_operating_characteristics(
         col = colours[e]
         label = _effect_label(*e)
         p = g["p_success"].to_numpy(float)
-        half = 1.96 * g["p_success_se"].to_numpy(float)
-        ax_p.errorbar(p, y, xerr=[np.minimum(half, p), np.minimum(half, 1 - p)], fmt="o",
-                      ms=4, color=col, capsize=2, lw=1, label=label)
+        lo, hi = _wilson(p, g["n_trials"].to_numpy(float))
+        ax_p.errorbar(p, y, xerr=[p - lo, hi - p], fmt="o", ms=4, color=col, capsize=2,
+                      lw=1, label=label)
         est = (g["true_rho_bar"] + g["rho_bar_bias"]).to_numpy(float)
         ax_b.scatter(g["true_rho_bar"], y, marker="|", s=80, color=_C["black"], zorder=3)
         ax_b.scatter(est, y, marker="o", s=16, color=col, zorder=4)
@@ -974,7 +982,7 @@ def plot_operating_characteristics(
     ax_r.set_xlim(left=0)
     n_tr = int(t["n_trials"].min())
     ax_p.set_title(f"Operating characteristics (at least {n_tr} simulated trials per point; "
-                   "bars: 95% Monte Carlo intervals)", fontsize=9, loc="left")
+                   "bars: 95% Wilson intervals)", fontsize=9, loc="left")
     handles, labels = ax_p.get_legend_handles_labels()
     if axes is None:
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels),

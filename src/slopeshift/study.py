@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import distributed
 
-__all__ = [  # noqa: F822 (plot_operating_characteristics: imported on first use, below)
+__all__ = [
     "Calibration", "NullCheck", "TrialDesign", "calibrate", "design_grid", "expand_designs",
     "load_study", "null_check", "plot_operating_characteristics", "power", "run_study",
     "task_seed", "true_rho_bar",
@@ -509,6 +509,7 @@ def load_study(out_dir: str | Path) -> pd.DataFrame:
 
 
 # the jobs built on the engine (trial design, null checks); imported last, they use run_study
+from slopeshift.plots import plot_operating_characteristics  # noqa: E402
 from slopeshift.study_jobs import (  # noqa: E402
     Calibration,
     NullCheck,
@@ -521,11 +522,3 @@ from slopeshift.study_jobs import (  # noqa: E402
     true_rho_bar,
 )
 
-
-def __getattr__(name: str) -> Any:
-    # the figure of design_grid, without importing matplotlib into every study worker
-    if name == "plot_operating_characteristics":
-        from slopeshift.plots import plot_operating_characteristics
-
-        return plot_operating_characteristics
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
