@@ -1004,7 +1004,10 @@ class SlopeShiftModel:
             nutpie's mass-matrix adaptation. ``"low_rank"`` learns the strongest posterior
             correlations too; on two-arm trials of 60 + 60 patients it raised the smallest
             ESS of mu_beta from 136 to 2,800 (sd_beta from 292 to 355) at about 7 times the
-            sampling time. Try it when population parameters mix slowly (nutpie only).
+            sampling time; at 200 patients it took 40-50 times the sampling time
+            (``benchmarks/bench_settings.py``). Try it when population parameters of a small
+            trial mix slowly (nutpie only); for large trials raise ``target_accept`` and
+            ``draws`` instead.
 
         Returns
         -------
