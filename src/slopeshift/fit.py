@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 
+from slopeshift import convergence
 from slopeshift.data import TrialData
 from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning, DataWarning
 
@@ -243,10 +244,15 @@ class FitResult:
         sizes = np.cumsum([0] + [f.shape[0] for f in flat])
         finite = np.isfinite(ary).all(axis=(1, 2))
         rhat, bulk, tail = (np.full(len(ary), np.nan) for _ in range(3))
-        if finite.any():
+        if finite.any() and n_chain >= 2 and n_draw >= 4:
+            # ArviZ's numbers, every element in one pass (slopeshift.convergence)
+            rhat[finite] = convergence.rhat_rank(ary[finite])
+            bulk[finite] = convergence.ess_bulk(ary[finite])
+            # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
+            tail[finite] = convergence.ess_tail(ary[finite], prob=0.95)
+        elif finite.any():  # one chain or very few draws: ArviZ's own checks and NaNs
             rhat[finite] = array_stats.rhat(ary[finite])
             bulk[finite] = array_stats.ess(ary[finite], method="bulk")
-            # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
             tail[finite] = array_stats.ess(ary[finite], method="tail", prob=0.95)
         rows = []
         for j, v in enumerate(names):
