@@ -237,7 +237,7 @@ def _power_specs(design: TrialDesign, effects, n_trials: int, rule, threshold: f
         if unknown:
             raise ValueError(f"effects: unknown key(s) {sorted(unknown)} in {dict(eff)!r}; "
                              "use effect, interval_effect and effect_sd.")
-        e = {"effect": 0.0, "interval_effect": 0.0} | {k: float(v) for k, v in eff.items()}
+        e = {"effect": 0.0, "interval_effect": 0.0} | dict(eff)
         # no effect means none for anyone (the type-I error), unless a spread is given
         e.setdefault("effect_sd", 0.2 if e["effect"] != 0 else 0.0)
         for _ in range(n_trials):
@@ -455,8 +455,9 @@ def _power_summary(records: pd.DataFrame, rule: tuple[str, float, float]) -> pd.
             "true_responders_mean": float(g["true_responders"].mean()),
             "healthy": float(healthy.mean()),
         })
-    out = pd.DataFrame(rows)
-    if out["design"].nunique() == 1 and out["design"].iloc[0] == "design":
+    out = pd.DataFrame(rows, columns=None if rows else ["design", "effect", "interval_effect",
+                                                         "n_trials", "p_success"])
+    if len(out) and out["design"].nunique() == 1 and out["design"].iloc[0] == "design":
         out = out.drop(columns="design")  # power(): one design, no label column
     out.attrs["records"] = records
     out.attrs["rule"] = rule
