@@ -158,3 +158,14 @@ def test_near_zero_warning_leaves_out_flat_runins(small_fit, monkeypatch):
         msgs = small_fit.check()
     near = [m for m in msgs if "near zero" in m]
     assert near and near[0].startswith("patient(s) P11 have")
+
+
+def test_default_target_accept_rises_for_large_trials(small_fit):
+    from slopeshift.fit import LARGE_TRIAL, default_target_accept
+
+    assert small_fit.fit_info["target_accept"] == 0.9  # 20 patients: the default, recorded
+
+    assert default_target_accept(20) == 0.9
+    assert default_target_accept(LARGE_TRIAL - 1) == 0.9
+    assert default_target_accept(LARGE_TRIAL) == 0.95 == default_target_accept(2000)
+

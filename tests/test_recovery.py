@@ -90,11 +90,10 @@ def test_recovery_fits_have_no_divergences(recovery):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "default fits (4 x 1000 draws) of seeds 101 and 102 have max R-hat 1.0127 and 1.0120 "
-    "(rho_cycle_at_mean_interval, bulk ESS 476 on seed 101; acceleration ESS 420): above the "
-    "library's own bound of 1.01; seed 103: 1.0048"))
 def test_recovery_fits_meet_the_r_hat_bound(recovery):
+    """From 100 patients the default target acceptance is 0.95. With the former 0.9 these
+    150-patient fits had max R-hat 1.0136-1.0168 (and were an expected failure here)."""
+    assert all(fit.fit_info["target_accept"] == 0.95 for _, _, fit in recovery)
     r_hat = {seed: fit.diagnostics().attrs["max_r_hat"]
              for seed, (_, _, fit) in zip(SEEDS, recovery, strict=True)}
     assert max(r_hat.values()) <= 1.01, r_hat

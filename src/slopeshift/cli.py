@@ -401,9 +401,10 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="number of chains (default: %(default)s)")
     g.add_argument("--cores", type=_int_at_least(1), default=None,
                    help="chains run in parallel on this many cores (default: one per chain)")
-    g.add_argument("--target-accept", type=_probability, default=0.9, metavar="P",
+    g.add_argument("--target-accept", type=_probability, default=None, metavar="P",
                    help="NUTS target acceptance rate, between 0 and 1; raise it (e.g. 0.95) if "
-                        "divergences remain (default: %(default)s)")
+                        "divergences remain (default: 0.9, or 0.95 for trials of 100 patients "
+                        "or more)")
     g.add_argument("--mass-matrix", default="diag", choices=["diag", "low_rank"],
                    help="nutpie's mass-matrix adaptation; low_rank helps when population "
                         "parameters mix slowly, at several times the sampling time (nutpie "

@@ -24,10 +24,13 @@ from slopeshift.errors import _PACKAGE_DIR, ConvergenceWarning, DataWarning
 if TYPE_CHECKING:
     from slopeshift.model import SlopeShiftModel
 
-__all__ = ["FitResult"]
+__all__ = ["LARGE_TRIAL", "FitResult", "default_target_accept"]
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
+#: Trials of at least this many patients (controls included) sample with target acceptance
+#: 0.95 by default, smaller ones with 0.9 (see SlopeShiftModel.fit).
+LARGE_TRIAL = 100
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
 _UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
@@ -54,6 +57,16 @@ def _chain_starts(init: dict, chains: int, seed: int) -> list[dict]:
     return starts
 
 
+def default_target_accept(n_patients: int) -> float:
+    """The default NUTS target acceptance for a trial of ``n_patients`` (controls included).
+
+    0.9 below :data:`LARGE_TRIAL` patients, 0.95 from there: at 150-200 patients 0.9 left
+    R-hat above 1.01 in 6 of 6 trials of two generators and 0.95 in none
+    (``benchmarks/bench_settings.py``, docs "Speed and memory").
+    """
+    return 0.95 if n_patients >= LARGE_TRIAL else 0.9
+
+
 def _config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -67,7 +80,7 @@ def sample_model(
     random_seed: int | None,
     sampler: str,
     cores: int | None,
-    target_accept: float,
+    target_accept: float | None,
     progressbar: bool,
     check: bool,
     mass_matrix: str = "diag",
@@ -81,6 +94,8 @@ def sample_model(
         raise ValueError(f"mass_matrix must be 'diag' or 'low_rank', not {mass_matrix!r}.")
     if mass_matrix != "diag" and sampler != "nutpie":
         raise ValueError("mass_matrix='low_rank' needs sampler='nutpie'.")
+    if target_accept is None:
+        target_accept = default_target_accept(model.design.sizes["patient"])
     if random_seed is None:
         random_seed = int(np.random.SeedSequence().entropy % (2**31))
     seed = int(random_seed)
@@ -321,8 +336,8 @@ class FitResult:
         if bad_r:
             msgs.append(
                 f"R-hat above {RHAT_MAX} for {bad_r} (max {a['max_r_hat']:.3f}): chains disagree;"
-                " refit before citing any number: with target_accept=0.95 and more draws "
-                "(CLI: --target-accept 0.95 --draws 2000), or, for trials under about 100 "
+                " refit before citing any number: with more draws and target_accept=0.95 "
+                "(CLI: --draws 2000 --target-accept 0.95), or, for trials under about 100 "
                 "patients, with mass_matrix='low_rank' (CLI: --mass-matrix low_rank), which "
                 "learns the correlated directions (at 200 patients it took 40 times as long)."
             )

@@ -973,7 +973,7 @@ class SlopeShiftModel:
         random_seed: int | None = None,
         sampler: str = "nutpie",
         cores: int | None = None,
-        target_accept: float = 0.9,
+        target_accept: float | None = None,
         progressbar: bool = True,
         check: bool = True,
         mass_matrix: str = "diag",
@@ -993,9 +993,14 @@ class SlopeShiftModel:
             the ``jax`` extra (``pip install slopeshift[jax]``).
         cores : int, optional
             Chains run in parallel on this many cores (default: all).
-        target_accept : float, default 0.9
-            NUTS target acceptance rate. 0.9 (above the samplers' 0.8) removed the occasional
-            divergence seen with 20-patient trials; raise it (e.g. 0.95) if any remain.
+        target_accept : float, optional
+            NUTS target acceptance rate. By default 0.9 for trials of fewer than
+            :data:`~slopeshift.fit.LARGE_TRIAL` (100) patients, controls included, and 0.95 for
+            larger ones. 0.9 (above the samplers' 0.8) removed the occasional divergence seen
+            with 20-patient trials. At 150-200 patients 0.9 left R-hat above 1.01 in 6 of 6
+            trials of two generators and 0.95 in none, with about twice the ESS per draw at
+            1.7 times the sampling time (``benchmarks/bench_settings.py``; docs "Speed and
+            memory"). Raise it if divergences remain.
         progressbar : bool, default True
             Show a progress bar while sampling.
         check : bool, default True
@@ -1006,8 +1011,7 @@ class SlopeShiftModel:
             ESS of mu_beta from 136 to 2,800 (sd_beta from 292 to 355) at about 7 times the
             sampling time; at 200 patients it took 40-50 times the sampling time
             (``benchmarks/bench_settings.py``). Try it when population parameters of a small
-            trial mix slowly (nutpie only); for large trials raise ``target_accept`` and
-            ``draws`` instead.
+            trial mix slowly (nutpie only); for large trials run more ``draws`` instead.
 
         Returns
         -------
