@@ -32,6 +32,8 @@ ESS_MIN = 400
 #: 0.95 by default, smaller ones with 0.9 (see SlopeShiftModel.fit).
 LARGE_TRIAL = 100
 SAMPLERS = ("nutpie", "pymc", "numpyro")
+# Elements per block of the vectorised diagnostics (500 x 4,000 draws: 16 MB per copy).
+_DIAGNOSTIC_BLOCK = 500
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
 _UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
 # Derived quantities whose convergence is reported beside the sampled parameters.
@@ -260,11 +262,15 @@ class FitResult:
         finite = np.isfinite(ary).all(axis=(1, 2))
         rhat, bulk, tail = (np.full(len(ary), np.nan) for _ in range(3))
         if finite.any() and n_chain >= 2 and n_draw >= 4:
-            # ArviZ's numbers, every element in one pass (slopeshift.convergence)
-            rhat[finite] = convergence.rhat_rank(ary[finite])
-            bulk[finite] = convergence.ess_bulk(ary[finite])
-            # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
-            tail[finite] = convergence.ess_tail(ary[finite], prob=0.95)
+            # ArviZ's numbers, many elements per pass (slopeshift.convergence), in blocks so
+            # that the working copies stay small (12,000 elements x 4,000 draws: 384 MB each)
+            idx = np.flatnonzero(finite)
+            for start in range(0, len(idx), _DIAGNOSTIC_BLOCK):
+                part = idx[start:start + _DIAGNOSTIC_BLOCK]
+                rhat[part] = convergence.rhat_rank(ary[part])
+                bulk[part] = convergence.ess_bulk(ary[part])
+                # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
+                tail[part] = convergence.ess_tail(ary[part], prob=0.95)
         elif finite.any():  # one chain or very few draws: ArviZ's own checks and NaNs
             rhat[finite] = array_stats.rhat(ary[finite])
             bulk[finite] = array_stats.ess(ary[finite], method="bulk")
