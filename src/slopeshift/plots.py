@@ -901,10 +901,9 @@ def plot_operating_characteristics(
 
     Three panels, one row per design: the probability that the decision rule is met (the
     type-I error under no effect, the power under an effect) with 95% Monte Carlo (Wilson)
-    intervals,
-    beside the one-sided alpha of the rule and 80% power; the posterior mean of the primary
-    population slowing against its true value; and the patients declared responders against
-    the true responders, per trial. Every number is a column of ``table``.
+    intervals, beside the one-sided alpha of the rule and 80% power; the posterior mean of the
+    primary population slowing against its true value; and the patients declared responders
+    against the true responders, per trial. Every number is a column of ``table``.
 
     Parameters
     ----------

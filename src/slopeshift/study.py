@@ -53,8 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Calibration", "NullCheck", "TrialDesign", "calibrate", "design_grid", "expand_designs",
-    "load_study", "null_check", "plot_operating_characteristics", "power", "run_study",
-    "task_seed", "true_rho_bar",
+    "load_study", "null_check", "power", "run_study", "task_seed", "true_rho_bar",
 ]
 
 _STUDY_FILE = "study.json"
@@ -509,7 +508,6 @@ def load_study(out_dir: str | Path) -> pd.DataFrame:
 
 
 # the jobs built on the engine (trial design, null checks); imported last, they use run_study
-from slopeshift.plots import plot_operating_characteristics  # noqa: E402
 from slopeshift.study_jobs import (  # noqa: E402
     Calibration,
     NullCheck,
@@ -522,3 +520,12 @@ from slopeshift.study_jobs import (  # noqa: E402
     true_rho_bar,
 )
 
+
+def __getattr__(name: str) -> Any:
+    # slopeshift.plots.plot_operating_characteristics, importable from here too; imported on
+    # first use so that study workers (which import this module) do not load matplotlib
+    if name == "plot_operating_characteristics":
+        from slopeshift.plots import plot_operating_characteristics
+
+        return plot_operating_characteristics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -92,7 +92,6 @@ def _take(spec: dict, path: Path, key: str, kind: type = int) -> Any:
 
 def run_study_command(args: argparse.Namespace) -> None:
     """Run ``slopeshift study`` (parsed ``args``) and write the summary to ``--out``."""
-    from slopeshift.plots import plot_operating_characteristics
     from slopeshift.study import (
         TrialDesign,
         calibrate,
@@ -123,6 +122,8 @@ def run_study_command(args: argparse.Namespace) -> None:
         rule = None if rule is None else tuple(rule)
         n_trials = _take(spec, args.spec, "n_trials")
         if "grid" in spec:
+            from slopeshift.plots import plot_operating_characteristics
+
             axes = dict(spec["grid"])
             arms = axes.pop("arms", None)
             cells = expand_designs(design, arms=arms, **axes)
