@@ -196,3 +196,20 @@ def test_lasting_floor_cells_get_a_vague_deviation_of_their_own():
     for j in range(floor.shape[1]):
         want = np.sqrt(0.2**2 + 0.5**2 + (k["floor_sd"] * floor[:, j]) ** 2)
         np.testing.assert_allclose(loadings[(j, j)], want)
+
+
+def test_domain_floor_factors_weigh_each_domains_own_items():
+    from slopeshift.floors import domain_floor_factors
+
+    ff = domain_floor_factors(item_trial()).set_index(["patient", "cycle", "domain"])
+    assert len(ff) == 4 * 4  # (A: 2 cycles, B: 1, C: 1) x 4 domains
+    # A's gross motor: items 4,3,2 in the run-in (equal weights), then (1, 2, 0) at month 1
+    # and 0 from month 2: cycle 1 (months 0-3) keeps (1 + 2/3 + 0 + 0) / 4 of its capacity
+    assert ff.loc[("A", 1, "gross_motor"), "floor_factor"] == pytest.approx(5.0 / 12.0)
+    assert ff.loc[("A", 2, "gross_motor"), "floor_factor"] == 0.0
+    # the other domains of A never reach 0
+    assert (ff.loc[("A", 1), "floor_factor"].drop("gross_motor") == 1.0).all()
+    assert ff.loc[("C", 1, "respiratory"), "floor_factor"] == 0.0
+    # totals give an empty table with the same columns
+    empty = domain_floor_factors(total_trial())
+    assert empty.empty and "domain" in empty.columns

@@ -260,7 +260,7 @@ def _names(text: str) -> list[str]:
 
 
 def _read_priors(path: Path, parameterization: str = "ratio",
-                 drift: bool = True) -> dict[str, Prior]:
+                 drift: bool = True, domains: bool = False) -> dict[str, Prior]:
     """Priors from a TOML file, one table per prior name, as ``SlopeShiftModel(priors=...)``.
 
     A file such as::
@@ -308,7 +308,7 @@ def _read_priors(path: Path, parameterization: str = "ratio",
         raise ValueError(f"{where}: cannot read the file ({err.strerror}).") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{where}: not a valid TOML file: {err}.") from None
-    valid = required_keys(parameterization, natural=drift)
+    valid = required_keys(parameterization, natural=drift, domains=domains)
     problems = []
     unknown = sorted(k for k in table if k not in valid)
     if unknown:
@@ -373,6 +373,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "rate by the items left above 0, exclude also keeps cycles with a "
                         "domain at its floor out of slowing and responder counts, include does "
                         "neither (default: %(default)s)")
+    g.add_argument("--domains", action="store_true",
+                   help="experimental: model the four ALSFRS-R domains, each censored at 0, "
+                        "instead of the total (needs the 12 items; minutes, not seconds: the "
+                        "effects are sampled) (default: off)")
     g.add_argument("--flat-runin", default="exclude", choices=["exclude", "include"],
                    help="patients whose run-in does not establish decline (the run-in slope's "
                         "one-sided 95%% upper bound is not below 0): exclude keeps them out of "
@@ -526,7 +530,7 @@ def _model(data: TrialData, args: argparse.Namespace,
         covariates=args.covariates, jump=args.jump, likelihood=args.likelihood,
         censored=args.censored, drift=args.drift, enrolment=args.enrolment, floors=args.floors,
         flat_runin=args.flat_runin, slowing=args.slowing,
-        interval_effect=args.interval_effect, priors=priors,
+        interval_effect=args.interval_effect, priors=priors, domains=args.domains,
     )
 
 
@@ -577,7 +581,8 @@ def _run(args: argparse.Namespace) -> None:
         return
     # a bad priors file fails before the data are read
     priors = (None if args.priors is None
-              else _read_priors(args.priors, args.parameterization, args.drift))
+              else _read_priors(args.priors, args.parameterization, args.drift,
+                                args.domains))
     if args.command == "demo":
         print("Bundled example: a SIMULATED trial shaped like NCT04821479 (no real patient).")
         data = example_trial()

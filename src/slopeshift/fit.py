@@ -35,7 +35,7 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Elements per block of the vectorised diagnostics (500 x 4,000 draws: 16 MB per copy).
 _DIAGNOSTIC_BLOCK = 500
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
-_UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta")
+_UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta", "alpha_domain", "mu_alpha_domain")
 # Derived quantities whose convergence is reported beside the sampled parameters.
 _REPORTED = ("beta_pre", "sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
 
@@ -51,7 +51,9 @@ def _chain_starts(init: dict, chains: int, seed: int) -> list[dict]:
     starts = []
     for _ in range(chains):
         start = dict(init)
-        start["alpha"] = init["alpha"] + rng.normal(0.0, 0.5, init["alpha"].shape)
+        for name in ("alpha", "alpha_domain"):  # the total's, or each domain's (domains=True)
+            if name in init:
+                start[name] = init[name] + rng.normal(0.0, 0.5, init[name].shape)
         start["beta_pre"] = init["beta_pre"] * rng.uniform(0.8, 1.2, init["beta_pre"].shape)
         start["log_sd_effects"] = init["log_sd_effects"] + rng.uniform(-0.5, 0.5)
         start["logit_patient_share"] = init["logit_patient_share"] + rng.uniform(-1.0, 1.0)

@@ -22,7 +22,8 @@ import pandas as pd
 
 from slopeshift.data import ALSFRS_DOMAINS, ALSFRS_ITEMS, TrialData
 
-__all__ = ["floor_cycles", "floor_factors", "floor_patients", "floor_table", "has_items"]
+__all__ = ["domain_floor_factors", "floor_cycles", "floor_factors", "floor_patients", "floor_table",
+           "has_items"]
 
 _LEVELS = {"domain": tuple(ALSFRS_DOMAINS), "item": ALSFRS_ITEMS}
 _CYCLE_COLS = ["patient", "cycle", "start_month", "end_month", "any_floor", "floored_domains",
@@ -234,7 +235,56 @@ def floor_factors(data: TrialData) -> pd.DataFrame:
         return pd.DataFrame(columns=_FACTOR_COLS)
     units = list(ALSFRS_ITEMS) if all(c in data.visits.columns for c in ALSFRS_ITEMS) else list(
         ALSFRS_DOMAINS)
-    min_rate = _ITEM_MIN_RATE * (1.0 if units[0] == ALSFRS_ITEMS[0] else 3.0)
+    rows = _factor_rows(data, units)
+    return pd.DataFrame(rows, columns=_FACTOR_COLS).astype(
+        {"active_runin": float, "active_cycle": float, "floor_factor": float})
+
+
+def domain_floor_factors(data: TrialData) -> pd.DataFrame:
+    """:func:`floor_factors` within each ALSFRS-R domain: how much of the domain's run-in
+    decline its items still above 0 can carry in each cycle.
+
+    The four-domain model (``SlopeShiftModel(domains=True)``) censors a domain at 0, but a
+    domain also slows before it reaches 0, as its items reach 0 one by one (an item at 0 can
+    fall no further). Within domain d the items are weighed by their run-in decline as in
+    :func:`floor_factors`, and the domain's share of the patient's decline in cycle k is
+    multiplied by the factor. When the visits keep only the domain subscores, each domain is
+    its own single unit (factor 0 once it sits at 0).
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (patient, cycle, domain): ``patient``, ``cycle``, ``domain``,
+        ``active_runin``, ``active_cycle`` and ``floor_factor`` (0-1), as in
+        :func:`floor_factors`. Empty, with these columns, for data that are not ALSFRS-R items.
+    """
+    cols = ["patient", "cycle", "domain", *_FACTOR_COLS[2:]]
+    if not has_items(data) or data.injections.empty:
+        return pd.DataFrame(columns=cols)
+    items = all(c in data.visits.columns for c in ALSFRS_ITEMS)
+    out = []
+    for dom, pos in ALSFRS_DOMAINS.items():
+        units = [ALSFRS_ITEMS[j] for j in pos] if items else [dom]
+        out += [(p, k, dom, *rest) for p, k, *rest in _factor_rows(data, units, items)]
+    frame = pd.DataFrame(out, columns=cols).astype(
+        {"active_runin": float, "active_cycle": float, "floor_factor": float})
+    order = {d: i for i, d in enumerate(ALSFRS_DOMAINS)}
+    return frame.sort_values(["patient", "cycle", "domain"],
+                             key=lambda c: c.map(order) if c.name == "domain" else c,
+                             ignore_index=True)
+
+
+def _factor_rows(data: TrialData, units: list[str], items: bool | None = None) -> list[tuple]:
+    """(patient, cycle, active_runin, active_cycle, floor_factor) over the score ``units``
+    (items, or domain subscores when ``items`` is False); see :func:`floor_factors`."""
+    if items is None:
+        items = units[0] == ALSFRS_ITEMS[0]
+    min_rate = _ITEM_MIN_RATE * (1.0 if items else 3.0)
     cyc = _cycle_bounds(data)
     vis = data.visits.sort_values(["patient", "month"])
     rows = []
@@ -264,5 +314,4 @@ def floor_factors(data: TrialData) -> pd.DataFrame:
                 before = month < start
                 share_k = float(share[before][-1]) if before.any() else share_runin
             rows.append((pid, int(k), share_runin, share_k, min(share_k / share_runin, 1.0)))
-    return pd.DataFrame(rows, columns=_FACTOR_COLS).astype(
-        {"active_runin": float, "active_cycle": float, "floor_factor": float})
+    return rows

@@ -12,7 +12,7 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
-from slopeshift.data import TrialData
+from slopeshift.data import ALSFRS_DOMAINS, TrialData
 from slopeshift.design import build_design, design_weights, given_interval_shift
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
@@ -29,6 +29,11 @@ __all__ = ["SlopeShiftModel"]
 _PARAMETERIZATIONS = ("ratio", "additive")
 _LIKELIHOODS = ("normal", "student_t")
 _SLOWINGS = ("per_cycle", "common", "none")
+#: Floor of an ALSFRS-R domain subscore (points; three items of 0-4), at which the domain
+#: model censors it. The ceiling of 12 is not censored: a domain at 12 is a region the disease
+#: has not reached, not one declining out of sight (censoring it assumed hidden decline and
+#: credited slowing on simulated no-effect trials; docs/natural-history.md).
+DOMAIN_FLOOR = 0.0
 
 
 class SlopeShiftModel:
@@ -155,6 +160,25 @@ class SlopeShiftModel:
     interval_effect : bool, default True
         Whether the slowing depends on the injection interval (theta); ``False`` fixes
         theta at 0.
+    domains : bool, default False
+        Model the four ALSFRS-R domains (bulbar, fine motor, gross motor, respiratory; 0-12
+        points each) instead of the total; needs the 12 items. **Experimental**: on realistic
+        simulated no-effect trials it credited more slowing than the default model of the total
+        (docs "Natural history"); do not cite it alone. Each domain d has its own intercept
+        alpha_id and carries a share w_id of the patient's latent decline (the shares sum to 1;
+        log-shares vary between patients with SD ``sd_share``; a domain at 0 at every visit
+        has share 0): its expected score is
+        alpha_id + w_id (beta_i0 min(t, 0) + sum_k f_ikd beta_ik clip(t - tau_ik, 0, L_ik)
+        + eps_v), with eps_v ~ N(0, sigma_visit) a deviation of visit v shared by the domains
+        (a good or bad day) and f_ikd the share of the domain's run-in decline its items still
+        above 0 can carry (:func:`slopeshift.floors.domain_floor_factors`; 1 with
+        ``floors="include"``), observed with noise SD ``sigma_domain[d]`` of its own and
+        **censored at 0**. A domain at 0 then says only that its latent score is at or below 0,
+        so a total that flattens because a domain reached its floor is not read as slowing; the
+        slopes, slowing and drift are those of the latent total. The effects are latent (no
+        exact integration under censoring), so fitting takes minutes, not seconds. ``jump`` is
+        not available with it; ``floors="exclude"`` still keeps cycles in which a whole domain
+        sat at its lasting floor out of responder counts.
     """
 
     def __init__(
@@ -177,6 +201,7 @@ class SlopeShiftModel:
         flat_runin: str = "exclude",
         slowing: str = "per_cycle",
         interval_effect: bool = True,
+        domains: bool = False,
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -196,6 +221,8 @@ class SlopeShiftModel:
                 "(see NaturalHistory.from_cohort for untreated cohorts).",
                 DataWarning, skip_file_prefixes=_PACKAGE_DIR,
             )
+        if domains:
+            _check_domains(data, jump=jump, effects=effects)
         self.data = data
         self.config = {
             "parameterization": parameterization,
@@ -205,7 +232,7 @@ class SlopeShiftModel:
             "jump": bool(jump),
             "likelihood": likelihood,
             "censored": bool(censored),
-            "effects": _choose_effects(effects, likelihood, censored, jump),
+            "effects": _choose_effects(effects, likelihood, censored or bool(domains), jump),
             "drift": bool(drift),
             "enrolment": _check_enrolment(enrolment),
             "floors": floors,
@@ -214,6 +241,8 @@ class SlopeShiftModel:
             "slowing": slowing,
             "interval_effect": bool(interval_effect),
         }
+        if domains:  # stored only when on, so that configs of total models stay as they were
+            self.config["domains"] = True
         if slowing not in _SLOWINGS:
             raise ValueError(f"slowing must be one of {_SLOWINGS}, not {slowing!r}.")
         if floors not in ("exclude", "adjust", "include"):
@@ -226,9 +255,11 @@ class SlopeShiftModel:
             interval_ref=float(interval_ref), parameterization=parameterization, floors=floors,
             flat_runin=flat_runin,
         )
+        if domains:
+            self.design["domain_floor_factor"] = _domain_floor_array(data, self.design)
         self.priors = resolve_priors(
             data.outcome, parameterization, priors, float(np.mean(self.design["y"].values)),
-            natural=bool(drift),
+            natural=bool(drift), domains=bool(domains),
         )
         self._pymc_model: pm.Model | None = None
         self._compiled: dict = {}
@@ -296,7 +327,9 @@ class SlopeShiftModel:
             "n_visits": np.bincount(p_idx, minlength=n_p).astype(float),
             "natural_time": d["natural_time"].values,
             # the share of the run-in decline still possible (item floors); 1 = none reached
+            # (the domain model has a factor per domain instead: "domain_floor")
             "floor_factor": (np.ones(has.shape) if self.config["floors"] == "include"
+                             or self.domains
                              else np.where(has, d["floor_factor"].values, 1.0)),
             # lasting-floor cells (floors="exclude"): their slope gets a vague deviation of its
             # own (SD floor_sd), so that a total stuck at a domain floor says next to nothing
@@ -313,6 +346,14 @@ class SlopeShiftModel:
             "shear_w": cell.any(axis=0) / max(int(cell.any(axis=0).sum()), 1),
             "n_eff": float(cell.sum()),
         } | self._enrolment_constants()
+        if self.domains:
+            y_dom = self.data.visits[list(ALSFRS_DOMAINS)].to_numpy(float)
+            self._consts["y_domain"] = y_dom
+            self._consts["domain_active"] = _active_domains(y_dom, d["patient_index"].values,
+                                                            d.sizes["patient"])
+            self._consts["domain_floor"] = (
+                np.ones(d["domain_floor_factor"].shape) if self.config["floors"] == "include"
+                else d["domain_floor_factor"].values)
         return self._consts
 
     #: constants that steer how the graph is built (Python-level decisions); every other
@@ -411,6 +452,11 @@ class SlopeShiftModel:
                 "runin_sxx_enrolled": sxx[eligible]}
 
     @property
+    def domains(self) -> bool:
+        """Whether this is the four-domain model (``domains=True``)."""
+        return bool(self.config.get("domains", False))
+
+    @property
     def marginal(self) -> bool:
         """Whether the slowing effects u_i, e_ik are integrated out (Normal likelihood)."""
         return self.config["effects"] == "marginal"
@@ -443,12 +489,18 @@ class SlopeShiftModel:
                   "visit": d["visit"].values}
         if n_cov:
             coords["covariate"] = d["covariate"].values
+        if self.domains:
+            coords["domain"] = list(ALSFRS_DOMAINS)
         with pm.Model(coords=coords) as model:
-            mu_alpha = self._prior("mu_alpha").create("mu_alpha")
-            sd_alpha = self._prior("sd_alpha").create("sd_alpha")
+            if self.domains:
+                alpha_dom, share, sigma_dom, sigma_visit = self._domain_parameters(k)
+                alpha = pm.Deterministic("alpha", alpha_dom.sum(axis=1), dims="patient")
+            else:
+                mu_alpha = self._prior("mu_alpha").create("mu_alpha")
+                sd_alpha = self._prior("sd_alpha").create("sd_alpha")
+                alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
             mu_beta = self._prior("mu_beta").create("mu_beta")
             sd_beta = self._prior("sd_beta").create("sd_beta")
-            alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
             # centred: with the natural-history priors on (mu_beta, sd_beta) it mixed better
             # than non-centred at 20 and at 120 patients (ESS 753 vs 644; 574 vs 115)
             beta_pre = pm.Normal("beta_pre", mu_beta, sd_beta, dims="patient")
@@ -526,7 +578,12 @@ class SlopeShiftModel:
             else:
                 pm.Deterministic("rho_new", new_eff / pt.abs(mu_beta + sd_beta * z_new[1]))
 
-            sigma = self._prior("sigma").create("sigma")
+            if self.domains:
+                # the total's noise SD (the visit's shared deviation plus each domain's own),
+                # for the enrolment term and the summaries that describe the total
+                sigma = pm.Deterministic("sigma", pt.sqrt(sigma_visit**2 + (sigma_dom**2).sum()))
+            else:
+                sigma = self._prior("sigma").create("sigma")
             if k["enrolled"].any():
                 self._enrolment_potential(mu_beta, sd_beta, sd_drift, sigma, k)
             jump_k = sd_jump = None
@@ -580,26 +637,70 @@ class SlopeShiftModel:
                              dims=("patient", "cycle"))
             pm.Deterministic("slope_runin", pre_slope, dims="patient")
             pm.Deterministic("rho", pt.where(cell, rho, nan), dims=("patient", "cycle"))
-            mu = (alpha[p_idx] + pre_slope[p_idx] * k["x_pre"]
-                  + (slope[p_idx] * k["x_cycle"]).sum(axis=1))
+            cycles = slope[p_idx] * k["x_cycle"]  # (visit, cycle): each cycle's decline so far
+            path = pre_slope[p_idx] * k["x_pre"] + cycles.sum(axis=1)
+            mu = alpha[p_idx] + path
             if cfg["jump"]:
                 z_jump = pm.Normal("z_jump", 0.0, 1.0, dims=("patient", "cycle"))
                 J = (jump_k[None, :] + sd_jump * z_jump) * T
                 pm.Deterministic("jump_patient", pt.where(cell, J, nan),
                                  dims=("patient", "cycle"))
                 mu = mu + (J[p_idx] * k["x_jump"]).sum(axis=1)
+            if self.domains:
+                # each domain carries its share of the latent path (the cycles' part scaled by
+                # the domain's item floors) and of the visit's shared deviation (a good or bad
+                # day moves every domain), censored at 0
+                z_visit = pm.Normal("z_visit", 0.0, 1.0, dims="visit")
+                dom_path = ((pre_slope[p_idx] * k["x_pre"] + sigma_visit * z_visit)[:, None]
+                            + (cycles[:, :, None] * k["domain_floor"][p_idx]).sum(axis=1))
+                mu, sigma = alpha_dom[p_idx] + share[p_idx] * dom_path, sigma_dom
             if cfg["likelihood"] == "student_t":
                 nu = self._prior("nu").create("nu")
                 dist = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma)
             else:
                 dist = pm.Normal.dist(mu=mu, sigma=sigma)
-            if cfg["censored"]:
+            if self.domains:
+                pm.Censored("y", dist, lower=DOMAIN_FLOOR, upper=None, observed=k["y_domain"],
+                            dims=("visit", "domain"))
+            elif cfg["censored"]:
                 lo, hi = self.data.spec.censor_bounds
                 pm.Censored("y", dist, lower=lo, upper=hi, observed=k["y"], dims="visit")
             else:
                 model.register_rv(dist, "y", observed=k["y"], dims=("visit",))
         self._pack.finish()
         return model
+
+    def _domain_parameters(self, k):
+        """The four-domain model's intercepts, shares of the decline and noise SDs.
+
+        alpha_id ~ N(mu_alpha_domain[d], sd_alpha_domain[d]) (points of 12). The shares are a
+        softmax of log-shares mu_share[d] + sd_share z_id, with mu_share and each patient's
+        z_i summing to 0 over the domains (a softmax is unchanged by adding a constant, so
+        this removes a direction the data cannot inform; mu_share ~ ZeroSumNormal(1),
+        z_id ~ ZeroSumNormal(1), non-centred). The visit-to-visit noise has a part shared by
+        the domains (SD ``sigma_visit``, on the total's scale, spread over the domains by their
+        shares: a patient assessed on a good or bad day scores higher or lower in every
+        domain) and each domain's own (``sigma_domain``): with independent domains alone, the
+        total's scatter and so the regression to the mean of a run-in were underestimated, and
+        no-effect trials showed slowing. Returns (alpha_domain, share, sigma_domain,
+        sigma_visit).
+        """
+        mu_a = self._prior("mu_alpha_domain").create("mu_alpha_domain", dims="domain")
+        sd_a = self._prior("sd_alpha_domain").create("sd_alpha_domain", dims="domain")
+        alpha_dom = pm.Normal("alpha_domain", mu_a, sd_a, dims=("patient", "domain"))
+        mu_share = pm.ZeroSumNormal("mu_share", sigma=1.0, dims="domain")
+        sd_share = self._prior("sd_share").create("sd_share")
+        z_share = pm.ZeroSumNormal("z_share", sigma=1.0, dims=("patient", "domain"))
+        # a domain at its floor at every visit of the patient shows none of the decline: its
+        # share is 0, else the prior alone would add hidden decline to the patient's rate (and
+        # put it off the scale of the natural-history priors)
+        off = 60.0 * (1.0 - k["domain_active"])
+        share = pm.Deterministic("share", pt.special.softmax(mu_share + sd_share * z_share - off,
+                                                             axis=1),
+                                 dims=("patient", "domain"))
+        sigma_dom = self._prior("sigma_domain").create("sigma_domain", dims="domain")
+        sigma_visit = self._prior("sigma_visit").create("sigma_visit")
+        return alpha_dom, share, sigma_dom, sigma_visit
 
     def _at_mean(self, sampled, acceleration, natural_cycle=None, k=None):
         """The cycle means at their own intervals, from the sampler's coordinates.
@@ -950,6 +1051,11 @@ class SlopeShiftModel:
             "mu_alpha": np.asarray(mu_a),
             "mu_beta": np.asarray(mu_b),
         }
+        if self.domains:
+            # each domain at its score at the visit nearest the first injection
+            del start["alpha"], start["mu_alpha"]
+            start |= _domain_starts(self.data, d["patient_index"].values, d["month"].values,
+                                    d.sizes["patient"])
         if self.config["slowing"] != "none":  # a model without slowing has no effect SDs
             start |= {"log_sd_effects": np.asarray(np.log(0.25)),
                       "logit_patient_share": np.asarray(0.0)}
@@ -1101,6 +1207,72 @@ class _SharedPrior:
 
     def as_dist(self):
         return getattr(pm, self.dist).dist(**self.params)
+
+
+def _check_domains(data: TrialData, *, jump: bool, effects: str | None) -> None:
+    """Reasons the four-domain model cannot take these data or options, as clear errors."""
+    from slopeshift.floors import has_items
+
+    if not has_items(data):
+        raise ValueError(
+            "domains=True models the four ALSFRS-R domains and needs the 12 items "
+            "(q1..q9, r1..r3, or item_cols=) in the visits table; these data give "
+            f"{data.outcome!r} as a total."
+        )
+    if jump:
+        raise ValueError("jump=True is not available with domains=True.")
+    if effects == "marginal":
+        raise ValueError(
+            "effects='marginal' needs the Normal likelihood without censoring; the domain "
+            "model censors each domain at 0, so its effects are latent."
+        )
+    values = data.visits[list(ALSFRS_DOMAINS)]
+    bad = ~np.isfinite(values.to_numpy(float)).all(axis=1)
+    if bad.any():
+        rows = data.visits.index[bad][:8].tolist()
+        raise ValueError(f"domain subscores missing in visits rows {rows}.")
+
+
+def _domain_floor_array(data: TrialData, design: xr.Dataset) -> xr.DataArray:
+    """(patient, cycle, domain) factors of :func:`slopeshift.floors.domain_floor_factors`;
+    1 where a patient has no such cycle or no run-in to weigh the items by."""
+    from slopeshift.floors import domain_floor_factors
+
+    pats = [str(p) for p in design["patient"].values]
+    cycles = [int(c) for c in design["cycle"].values]
+    doms = list(ALSFRS_DOMAINS)
+    out = np.ones((len(pats), len(cycles), len(doms)))
+    ff = domain_floor_factors(data)
+    pos = {p: i for i, p in enumerate(pats)}
+    for p, k, dom, f in zip(ff["patient"], ff["cycle"], ff["domain"], ff["floor_factor"],
+                            strict=True):
+        if np.isfinite(f):
+            out[pos[str(p)], cycles.index(int(k)), doms.index(dom)] = f
+    return xr.DataArray(out, dims=("patient", "cycle", "domain"),
+                        coords={"patient": design["patient"].values,
+                                "cycle": design["cycle"].values, "domain": doms})
+
+
+def _active_domains(y: np.ndarray, p_idx: np.ndarray, n_patients: int) -> np.ndarray:
+    """(patient, domain) 1.0 where the domain is above its floor at some visit of the patient,
+    else 0.0; a patient with no such domain counts every domain active."""
+    inside = (y > DOMAIN_FLOOR).astype(float)
+    active = np.zeros((n_patients, y.shape[1]))
+    np.maximum.at(active, p_idx, inside)
+    active[active.sum(axis=1) == 0] = 1.0
+    return active
+
+
+def _domain_starts(data: TrialData, p_idx: np.ndarray, month: np.ndarray,
+                   n_patients: int) -> dict[str, np.ndarray]:
+    """alpha_domain starts: each patient's domain scores at the visit nearest month 0."""
+    y = data.visits[list(ALSFRS_DOMAINS)].to_numpy(float)
+    order = np.lexsort((np.abs(month), p_idx))
+    first = np.unique(p_idx[order], return_index=True)[1]
+    start = np.full((n_patients, y.shape[1]), np.nan)
+    start[p_idx[order][first]] = y[order][first]
+    start = np.where(np.isfinite(start), start, np.nanmean(start, axis=0))
+    return {"alpha_domain": start, "mu_alpha_domain": start.mean(axis=0)}
 
 
 def _check_enrolment(enrolment: float | str | None) -> float | str | None:

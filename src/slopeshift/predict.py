@@ -182,7 +182,9 @@ def predictive_scores(
     """Replicated scores y_rep at the observed visits, one per posterior draw.
 
     y_rep ~ Normal(mu, sigma), or Student-t(nu, mu, sigma) when the posterior has ``nu``, with
-    mu from :func:`visit_mean_draws`.
+    mu from :func:`visit_mean_draws`. For the four-domain model (``domains=True``) each domain
+    is replicated with its own share of the latent path and noise SD, censored at 0 as the
+    model's likelihood is, and the replicate is their sum (the total).
 
     Parameters
     ----------
@@ -203,6 +205,8 @@ def predictive_scores(
     rng = np.random.default_rng(random_seed)
     post = _posterior(idata)
     mu = visit_mean_draws(idata)
+    if "alpha_domain" in post:
+        return _domain_replicates(idata, post, mu, rng)
     sigma = post["sigma"].broadcast_like(mu).values
     if "nu" in post:
         noise = rng.standard_t(post["nu"].broadcast_like(mu).values)
@@ -213,6 +217,45 @@ def predictive_scores(
         lo, hi = censor_bounds
         y = np.clip(y, -np.inf if lo is None else lo, np.inf if hi is None else hi)
     out = mu.copy(data=y)
+    out.name = "y_rep"
+    out.attrs = {"units": "outcome units (ALSFRS-R points)"}
+    return out
+
+
+def _domain_replicates(idata: xr.DataTree, post: xr.Dataset, mu: xr.DataArray,
+                       rng: np.random.Generator) -> xr.DataArray:
+    """Replicated totals of the four-domain model: the sum of censored domain replicates.
+
+    Domain d at visit v: alpha_id + w_id (run-in path + sum_k f_ikd x slope_ik x exposure
+    + eps_v) + its own noise, censored at 0, with eps_v the visit's shared deviation and f_ikd
+    the domain's floor factor (``design["domain_floor_factor"]``).
+    """
+    from slopeshift.model import DOMAIN_FLOOR
+
+    d = _design(idata)
+    idx = d["patient_index"]
+    has = d["has_cycle"]
+    runin = (_runin_slope(post).isel(patient=idx) * d["x_pre"]).drop_vars("patient",
+                                                                            errors="ignore")
+    shared = runin + post["sigma_visit"] * xr.DataArray(rng.standard_normal(mu.shape),
+                                                        dims=mu.dims)
+    total = np.zeros(mu.shape)
+    for dom in post["domain"].values:
+        path = shared
+        for k in d["cycle"].values:
+            slope = post["slope"].sel(cycle=k).where(has.sel(cycle=k), 0.0)
+            f = d["domain_floor_factor"].sel(cycle=k, domain=dom)
+            path = path + (slope * f).isel(patient=idx).drop_vars(
+                ["patient", "cycle", "domain"], errors="ignore") * d["x_cycle"].sel(cycle=k)
+        mu_d = (post["alpha_domain"].sel(domain=dom).isel(patient=idx)
+                + post["share"].sel(domain=dom).isel(patient=idx) * path)
+        mu_d = mu_d.drop_vars(["patient", "domain", "cycle"], errors="ignore")
+        mu_d = mu_d.transpose(*mu.dims).values
+        sd = post["sigma_domain"].sel(domain=dom).values[..., None]
+        noise = (rng.standard_t(np.broadcast_to(post["nu"].values[..., None], mu.shape))
+                 if "nu" in post else rng.standard_normal(mu.shape))
+        total += np.maximum(mu_d + sd * noise, DOMAIN_FLOOR)
+    out = mu.copy(data=total)
     out.name = "y_rep"
     out.attrs = {"units": "outcome units (ALSFRS-R points)"}
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pymc as pm
 
-__all__ = ["PRIOR_DISTS", "Prior", "default_priors", "resolve_priors"]
+__all__ = ["DOMAIN_KEYS", "PRIOR_DISTS", "Prior", "default_priors", "resolve_priors"]
 
 #: Distributions a prior may use, with their parameter names.
 PRIOR_DISTS: dict[str, tuple[str, ...]] = {
@@ -50,7 +50,22 @@ PRIOR_DOCS: dict[str, str] = {
     "natural_shift": "without controls: how far the natural change of this trial's patients "
                      "in each cycle may differ from the published natural history, beyond the "
                      "acceleration (units/month)",
+    "mu_alpha_domain": "domain model: population mean of each ALSFRS-R domain subscore at the "
+                       "first injection (points of 12)",
+    "sd_alpha_domain": "domain model: SD of a domain subscore at the first injection between "
+                       "patients (points)",
+    "sigma_domain": "domain model: visit-to-visit noise SD of each domain subscore beyond the "
+                    "visit's shared deviation (points)",
+    "sigma_visit": "domain model: SD of the visit's deviation shared by the domains (a good or "
+                   "bad day; points of the total, spread over the domains by their shares)",
+    "sd_share": "domain model: SD between patients of the log share of the decline that each "
+                "domain carries",
 }
+
+#: Prior keys of the four-domain model (``SlopeShiftModel(domains=True)``), in place of
+#: ``mu_alpha``, ``sd_alpha`` and ``sigma`` of the total.
+DOMAIN_KEYS = ("mu_alpha_domain", "sd_alpha_domain", "sigma_domain", "sigma_visit", "sd_share")
+_TOTAL_ONLY = ("mu_alpha", "sd_alpha", "sigma")
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,8 @@ _SCALES = {"alsfrs_r": 1.0, "fvc": 2.5}
 
 
 def default_priors(outcome: str, parameterization: str = "ratio",
-                   data_centre: float | None = None, natural: bool = True) -> dict[str, Prior]:
+                   data_centre: float | None = None, natural: bool = True,
+                   domains: bool = False) -> dict[str, Prior]:
     """Default priors for an outcome (the table in docs/model.md, with the reasons).
 
     Parameters
@@ -152,6 +168,11 @@ def default_priors(outcome: str, parameterization: str = "ratio",
         run-in rates the published natural history describes, so these two priors are
         informative (see docs/model.md); with ``natural=False`` they are the wide priors of the
         model without drift.
+    domains : bool, default False
+        Priors for the four-domain model of ALSFRS-R items (``SlopeShiftModel(domains=True)``):
+        ``mu_alpha_domain``, ``sd_alpha_domain``, ``sigma_domain``, ``sigma_visit`` and
+        ``sd_share`` in place of
+        ``mu_alpha``, ``sd_alpha`` and ``sigma``.
 
     Returns
     -------
@@ -221,14 +242,30 @@ def default_priors(outcome: str, parameterization: str = "ratio",
         raise ValueError(
             f"parameterization must be 'ratio' or 'additive', not {parameterization!r}."
         )
-    return scale | effect | common
+    out = scale | effect | common
+    if domains and outcome == "alsfrs_r":
+        out = {k: v for k, v in out.items() if k not in _TOTAL_ONLY} | {
+            # a quarter of the total's centre and spread per domain; the total's visit-to-visit
+            # scatter (SD 1.5-1.9 points, docs/model.md) is mostly shared by the domains
+            "mu_alpha_domain": Prior("Normal", mu=centre / 4.0, sigma=4.0),
+            "sd_alpha_domain": Prior("HalfNormal", sigma=4.0),
+            "sigma_domain": Prior("HalfNormal", sigma=1.0),
+            "sigma_visit": Prior("HalfNormal", sigma=2.0),
+            "sd_share": Prior("HalfNormal", sigma=1.0),
+        }
+    return out
 
 
-def required_keys(parameterization: str, natural: bool = True) -> list[str]:
-    """Prior keys every model of this parameterisation needs (``natural``: with drift)."""
+def required_keys(parameterization: str, natural: bool = True,
+                  domains: bool = False) -> list[str]:
+    """Prior keys every model of this parameterisation needs (``natural``: with drift;
+    ``domains``: the four-domain model of ALSFRS-R items)."""
     effect = "rho_cycle" if parameterization == "ratio" else "delta_cycle"
     keys = ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
             "sd_patient_cycle", "theta", "gamma", "sigma", "nu", "jump", "sd_jump"]
+    if domains:
+        keys = [k for k in keys if k not in _TOTAL_ONLY + ("jump", "sd_jump")]
+        keys += list(DOMAIN_KEYS)
     return keys + (["sd_drift", "acceleration", "natural_cycle", "natural_shift"] if natural
                    else [])
 
@@ -239,6 +276,7 @@ def resolve_priors(
     user: Mapping | None,
     data_centre: float | None,
     natural: bool = True,
+    domains: bool = False,
 ) -> dict[str, Prior]:
     """Merge user priors into the defaults, rejecting unknown keys and reporting missing ones.
 
@@ -251,12 +289,15 @@ def resolve_priors(
     natural : bool, default True
         Whether the model has natural drift (then ``sd_drift``, ``acceleration``,
         ``natural_cycle`` and ``natural_shift`` are needed too).
+    domains : bool, default False
+        Whether the model is the four-domain model (:data:`DOMAIN_KEYS` replace the total's
+        intercept and noise priors).
 
     Returns
     -------
     dict of str to Prior
     """
-    valid = required_keys(parameterization, natural)
+    valid = required_keys(parameterization, natural, domains)
     user = dict(user or {})
     unknown = sorted(k for k in user if k not in valid)
     if unknown:
@@ -265,7 +306,7 @@ def resolve_priors(
             f"valid names: {valid}."
         )
     defaults = {k: v for k, v in default_priors(outcome, parameterization, data_centre,
-                                                natural).items() if k in valid}
+                                                natural, domains).items() if k in valid}
     merged = defaults | {k: Prior.from_value(v) for k, v in user.items()}
     missing = [k for k in valid if k not in merged]
     if missing:

@@ -69,7 +69,10 @@ def natural_history_note(config: dict) -> str:
                 "(published natural history of placebo-treated ALS patients; docs/model.md); "
                 "without controls, each cycle's natural change may stray from it with prior "
                 f"{_prior_text(pri.get('natural_shift'))} per month.")
-        if config.get("floors", "exclude") != "include":
+        if config.get("domains"):
+            text += (" Floors: the four ALSFRS-R domains were modelled, each censored at 0, so a "
+                     "domain at its floor did not flatten the decline.")
+        elif config.get("floors", "exclude") != "include":
             text += (" With item-level ALSFRS-R, items at 0 scale each cycle's natural rate by the "
                      "share of the run-in decline the other items can still carry.")
             if config.get("floors", "exclude") == "exclude":
