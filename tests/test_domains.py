@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,36 +13,24 @@ import pytest
 from scipy import stats
 
 from slopeshift import SlopeShiftModel, TrialData
-from slopeshift.data import ALSFRS_DOMAINS, ALSFRS_ITEMS
+from slopeshift.data import ALSFRS_DOMAINS
 from slopeshift.model import DOMAIN_FLOOR
 from slopeshift.priors import DOMAIN_KEYS, default_priors, resolve_priors
 
 
-def floor_trial(n: int = 20, seed: int = 0, runin: int = 6, follow: int = 6) -> TrialData:
-    """No treatment effect; each patient's gross-motor domain reaches 0 0.5-2 months after the
-    first injection (injections at months 0 and 3), while the other domains keep declining.
+def _load_example():
+    """examples/domain_floors.py as a module: its trial generator serves the tests too."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "domain_floors.py"
+    spec = importlib.util.spec_from_file_location("domain_floors_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    Each domain declines linearly at its share of the patient's constant total rate (0.8-1.4
-    points/month), is observed with noise, rounded and clipped to 0-12, and split over its
-    three items. The total then flattens after month 0-2 without any treatment.
-    """
-    rng = np.random.default_rng(seed)
-    rows, inj = [], []
-    for i in range(n):
-        pid = f"F{i:02d}"
-        rate = rng.uniform(0.8, 1.4)
-        share = np.array([0.15, 0.25, 0.45, 0.15]) * np.exp(rng.normal(0.0, 0.15, 4))
-        share /= share.sum()
-        start = np.array([11.0, 9.0, 0.0, 11.0])
-        start[2] = share[2] * rate * (runin + rng.uniform(0.5, 2.0))
-        for m in range(-runin, follow + 1):
-            t = 0.0 if m == 0 else m + rng.normal(0.0, 0.1)
-            dom = start - share * rate * (t + runin) + rng.normal(0.0, 0.5, 4)
-            dom = np.clip(np.round(dom), 0, 12).astype(int)
-            items = [v // 3 + (j < v % 3) for v in dom for j in range(3)]
-            rows.append({"patient": pid, "time": t, **dict(zip(ALSFRS_ITEMS, items, strict=True))})
-        inj += [{"patient": pid, "time": 0.0}, {"patient": pid, "time": 3.0}]
-    return TrialData.from_frames(pd.DataFrame(rows), pd.DataFrame(inj), outcome="alsfrs_r")
+
+#: No treatment effect; each patient's gross-motor domain (about 45% of the decline) reaches 0
+#: 0.5-2 months after the first injection (injections at months 0 and 3), so the total
+#: flattens without any treatment.
+floor_trial = _load_example().floor_trial
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +146,18 @@ def test_a_domain_at_its_floor_is_not_read_as_slowing():
         out[name] = fit.population().set_index("quantity").loc["rho_bar"]
     assert out["total"]["mean"] > 0.2 and out["total"]["p_gt_0"] > 0.9
     assert abs(out["domains"]["mean"]) < 0.15 and out["domains"]["p_gt_0.25"] < 0.1
+
+
+def test_two_arm_trials_and_other_options_build_with_a_finite_density():
+    from slopeshift import simulate_realistic_trial
+
+    data, _ = simulate_realistic_trial(6, n_controls=6, gaps=(3.0,), random_seed=4)
+    model = SlopeShiftModel(data, domains=True, parameterization="additive",
+                            likelihood="student_t", floors="adjust")
+    assert model._constants()["controls"]  # the control arm's natural change is in the model
+    pm_model = model.pymc_model
+    start = pm_model.initial_point()
+    start.update({f"{k}": v for k, v in model.initial_values().items()
+                  if k in start and np.shape(start[k]) == np.shape(v)})
+    assert np.isfinite(pm_model.compile_logp()(start))
+    assert np.isfinite(pm_model.compile_dlogp()(start)).all()

@@ -23,6 +23,7 @@ CASES = [
      "comparison.csv"),
     ("trial_design.py", "Operating characteristics (P(rho_bar_given > 0) >= 0.975):",
      "operating_characteristics.png"),
+    ("domain_floors.py", "four domains, floor cycles kept (floors='include')", "comparison.csv"),
 ]
 # extra arguments after the output folder (a study kept small)
 ARGS = {"trial_design.py": ["1"]}
