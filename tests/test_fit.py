@@ -168,4 +168,5 @@ def test_default_target_accept_rises_for_large_trials(small_fit):
     assert default_target_accept(20) == 0.9
     assert default_target_accept(LARGE_TRIAL - 1) == 0.9
     assert default_target_accept(LARGE_TRIAL) == 0.95 == default_target_accept(2000)
+    assert default_target_accept(20, domains=True) == 0.95
 

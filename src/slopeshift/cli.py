@@ -408,7 +408,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-accept", type=_probability, default=None, metavar="P",
                    help="NUTS target acceptance rate, between 0 and 1; raise it (e.g. 0.95) if "
                         "divergences remain (default: 0.9, or 0.95 for trials of 100 patients "
-                        "or more)")
+                        "or more and with --domains)")
     g.add_argument("--mass-matrix", default="diag", choices=["diag", "low_rank"],
                    help="nutpie's mass-matrix adaptation; low_rank helps small trials whose "
                         "population parameters mix slowly (at 200 patients it took 40 times the "

@@ -161,24 +161,23 @@ class SlopeShiftModel:
         Whether the slowing depends on the injection interval (theta); ``False`` fixes
         theta at 0.
     domains : bool, default False
-        Model the four ALSFRS-R domains (bulbar, fine motor, gross motor, respiratory; 0-12
-        points each) instead of the total; needs the 12 items. **Experimental**: on realistic
-        simulated no-effect trials it credited more slowing than the default model of the total
-        (docs "Natural history"); do not cite it alone. Each domain d has its own intercept
+        Model the four ALSFRS-R domains (bulbar, fine motor, gross motor, respiratory; 0-12 points
+        each) instead of the total; needs the 12 items. **Experimental**: checked on few simulated
+        trials (docs "Natural history"), and earlier forms of it credited natural slowing to
+        treatment; use it beside the default model, not alone. Each domain d has its own intercept
         alpha_id and carries a share w_id of the patient's latent decline (the shares sum to 1;
-        log-shares vary between patients with SD ``sd_share``; a domain at 0 at every visit
-        has share 0): its expected score is
-        alpha_id + w_id (beta_i0 min(t, 0) + sum_k f_ikd beta_ik clip(t - tau_ik, 0, L_ik)
-        + eps_v), with eps_v ~ N(0, sigma_visit) a deviation of visit v shared by the domains
-        (a good or bad day) and f_ikd the share of the domain's run-in decline its items still
-        above 0 can carry (:func:`slopeshift.floors.domain_floor_factors`; 1 with
-        ``floors="include"``), observed with noise SD ``sigma_domain[d]`` of its own and
-        **censored at 0**. A domain at 0 then says only that its latent score is at or below 0,
-        so a total that flattens because a domain reached its floor is not read as slowing; the
-        slopes, slowing and drift are those of the latent total. The effects are latent (no
-        exact integration under censoring), so fitting takes minutes, not seconds. ``jump`` is
-        not available with it; ``floors="exclude"`` still keeps cycles in which a whole domain
-        sat at its lasting floor out of responder counts.
+        log-shares vary between patients with SD ``sd_share``; a domain at 0 at every visit has
+        share 0): its expected score is alpha_id + w_id (beta_i0 min(t, 0) + sum_k f_ikd beta_ik
+        clip(t - tau_ik, 0, L_ik) + eps_v), with eps_v ~ N(0, sigma_visit) a deviation of visit v
+        shared by the domains (a good or bad day) and f_ikd the share of the domain's run-in decline
+        its items still above 0 can carry (:func:`slopeshift.floors.domain_floor_factors`; 1 with
+        ``floors="include"``), observed with noise SD ``sigma_domain[d]`` of its own and **censored
+        at 0**. A domain at 0 then says only that its latent score is at or below 0, so a total that
+        flattens because a domain reached its floor is not read as slowing; the slopes, slowing and
+        drift are those of the latent total. The effects are latent (no exact integration under
+        censoring), so fitting takes minutes, not seconds. ``jump`` is not available with it;
+        ``floors="exclude"`` still keeps cycles in which a whole domain sat at its lasting floor out
+        of responder counts.
     """
 
     def __init__(
@@ -1102,11 +1101,11 @@ class SlopeShiftModel:
         target_accept : float, optional
             NUTS target acceptance rate. By default 0.9 for trials of fewer than
             :data:`~slopeshift.fit.LARGE_TRIAL` (100) patients, controls included, and 0.95 for
-            larger ones. 0.9 (above the samplers' 0.8) removed the occasional divergence seen
-            with 20-patient trials. At 150-200 patients 0.9 left R-hat above 1.01 in 6 of 6
-            trials of two generators and 0.95 in none, with about twice the ESS per draw at
-            1.7 times the sampling time (``benchmarks/bench_settings.py``; docs "Speed and
-            memory"). Raise it if divergences remain.
+            larger ones and for the four-domain model. 0.9 (above the samplers' 0.8) removed the
+            occasional divergence seen with 20-patient trials. At 150-200 patients 0.9 left R-hat
+            above 1.01 in 6 of 6 trials of two generators and 0.95 in none, with about twice the ESS
+            per draw at 1.7 times the sampling time (``benchmarks/bench_settings.py``; docs "Speed
+            and memory"). Raise it if divergences remain.
         progressbar : bool, default True
             Show a progress bar while sampling.
         check : bool, default True

@@ -240,9 +240,9 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
                "; within a domain, each cycle's share was scaled by the part of the domain's "
                "run-in decline that its items still above 0 could carry")
             + "; slopes and slowing are those of the latent total. The effects u_i, e_ik "
-            "and the drift were sampled as latent parameters. This model is experimental: on "
-            "simulated trials without an effect it credited more slowing than the model of the "
-            "total."
+            "and the drift were sampled as latent parameters. This model is experimental "
+            "(checked on few simulated trials) and is meant as a sensitivity analysis beside "
+            "the model of the total."
         )
     else:
         if cfg.get("censored"):
