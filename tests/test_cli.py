@@ -280,3 +280,29 @@ def test_fit_reports_bad_input_without_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "v.csv line 3" in err and "out of range 0-48" in err
+
+
+def test_domains_flag_builds_the_domain_model_or_names_what_is_missing(tmp_path, monkeypatch,
+                                                                      capsys):
+    from slopeshift.data import ALSFRS_ITEMS
+    from slopeshift.natural import simulate_realistic_trial
+
+    seen = {}
+
+    def fake_fit(self, **kwargs):
+        seen.update(model=self, fit=kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(SlopeShiftModel, "fit", fake_fit)
+    data, _ = simulate_realistic_trial(4, random_seed=2)
+    visits = data.visits[["patient", "time", *ALSFRS_ITEMS]]
+    visits.to_csv(tmp_path / "visits.csv", index=False)
+    data.injections[["patient", "time"]].to_csv(tmp_path / "injections.csv", index=False)
+    with pytest.raises(_Stop):
+        main(["fit", str(tmp_path / "visits.csv"), str(tmp_path / "injections.csv"),
+              "--domains", "--out", str(tmp_path / "out"), "--quiet"])
+    assert seen["model"].config["domains"] is True
+    assert seen["fit"]["target_accept"] is None  # the model's default: 0.95 for domains
+    # the bundled trial gives totals only: a clear error, no traceback
+    assert main(["demo", "--domains", "--quiet"]) == 2
+    assert "needs the 12 items" in capsys.readouterr().err
