@@ -126,6 +126,7 @@ def test_fit_tables_predictive_and_methods(domain_fit, items_data):
 
     text = methods_paragraph(domain_fit)
     assert "four ALSFRS-R domains" in text and "censored at 0" in text
+    assert text.startswith("The four ALSFRS-R domain subscores (points")
 
 
 @pytest.mark.slow

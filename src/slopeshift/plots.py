@@ -97,6 +97,10 @@ def _pcol(threshold: float) -> str:
 
 def _score_label(fit: FitResult) -> str:
     spec = fit.data.spec
+    if fit.config.get("domains"):
+        # the four-domain model's trajectory is the latent total: the domains as if none had
+        # a floor, so it runs below a total that flattened at a domain floor
+        return f"latent {spec.label} ({spec.unit}; no floors)"
     return f"{spec.label} ({spec.unit})"
 
 
@@ -214,7 +218,9 @@ def plot_trajectories(
     lines). Bands come from :func:`slopeshift.predict.trajectory_bands`. A treated patient's x
     axis is months since the first injection; an untreated patient's (never injected, titled
     "untreated") is months relative to the last visit (all <= 0), and says so in its x label.
-    On an integer scale (ALSFRS-R) the y ticks are whole points.
+    On an integer scale (ALSFRS-R) the y ticks are whole points. For the four-domain model
+    (``domains=True``) the line is the latent total, the domains as if none had a floor, so it
+    runs below a total that flattened at a domain floor; the y label says so.
 
     Parameters
     ----------
@@ -802,7 +808,7 @@ def plot_ppc(
     ax1.hist(reps.ravel(), bins=bins, density=True, histtype="step", color=_C["blue"], lw=1.4,
              label="replicated (pooled)")
     ax1.legend(fontsize=8, loc="upper left", frameon=False)
-    label = _score_label(fit)
+    label = f"{fit.data.spec.label} ({fit.data.spec.unit})"  # observed scores, not latent
     ax0.set_xlabel(label)
     ax0.set_ylabel("Cumulative proportion of visits")
     ax1.set_xlabel(label)

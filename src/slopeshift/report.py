@@ -182,7 +182,9 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
     pct = f"{100 * threshold:g}%"
     ratio = cfg["parameterization"] == "ratio"
     s = [
-        f"{spec.label} scores ({spec.unit}) were analysed with a Bayesian hierarchical "
+        ("The four ALSFRS-R domain subscores (points; the latent total their sum)"
+         if cfg.get("domains") else f"{spec.label} scores ({spec.unit})")
+        + " were analysed with a Bayesian hierarchical "
         "piecewise-linear (broken-stick) model. Time was measured in months since each "
         f"patient's first injection (1 month = {DAYS_PER_MONTH} days). Each patient had an "
         "expected score at the first injection and a pre-treatment (run-in) slope, both drawn "
