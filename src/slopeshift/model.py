@@ -491,15 +491,19 @@ class SlopeShiftModel:
         if self.domains:
             coords["domain"] = list(ALSFRS_DOMAINS)
         with pm.Model(coords=coords) as model:
+            # (the order in which variables are created sets the sampler's coordinates, and so
+            # the numbers a seed gives: keep it)
             if self.domains:
                 alpha_dom, share, sigma_dom, sigma_visit = self._domain_parameters(k)
-                alpha = pm.Deterministic("alpha", alpha_dom.sum(axis=1), dims="patient")
             else:
                 mu_alpha = self._prior("mu_alpha").create("mu_alpha")
                 sd_alpha = self._prior("sd_alpha").create("sd_alpha")
-                alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
             mu_beta = self._prior("mu_beta").create("mu_beta")
             sd_beta = self._prior("sd_beta").create("sd_beta")
+            if self.domains:
+                alpha = pm.Deterministic("alpha", alpha_dom.sum(axis=1), dims="patient")
+            else:
+                alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
             # centred: with the natural-history priors on (mu_beta, sd_beta) it mixed better
             # than non-centred at 20 and at 120 patients (ESS 753 vs 644; 574 vs 115)
             beta_pre = pm.Normal("beta_pre", mu_beta, sd_beta, dims="patient")
