@@ -235,7 +235,7 @@ def floor_factors(data: TrialData) -> pd.DataFrame:
         return pd.DataFrame(columns=_FACTOR_COLS)
     units = list(ALSFRS_ITEMS) if all(c in data.visits.columns for c in ALSFRS_ITEMS) else list(
         ALSFRS_DOMAINS)
-    rows = _factor_rows(data, units)
+    rows = _factor_rows(data, units, items=units[0] == ALSFRS_ITEMS[0])
     return pd.DataFrame(rows, columns=_FACTOR_COLS).astype(
         {"active_runin": float, "active_cycle": float, "floor_factor": float})
 
@@ -279,11 +279,9 @@ def domain_floor_factors(data: TrialData) -> pd.DataFrame:
                              ignore_index=True)
 
 
-def _factor_rows(data: TrialData, units: list[str], items: bool | None = None) -> list[tuple]:
+def _factor_rows(data: TrialData, units: list[str], items: bool) -> list[tuple]:
     """(patient, cycle, active_runin, active_cycle, floor_factor) over the score ``units``
     (items, or domain subscores when ``items`` is False); see :func:`floor_factors`."""
-    if items is None:
-        items = units[0] == ALSFRS_ITEMS[0]
     min_rate = _ITEM_MIN_RATE * (1.0 if items else 3.0)
     cyc = _cycle_bounds(data)
     vis = data.visits.sort_values(["patient", "month"])

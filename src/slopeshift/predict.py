@@ -239,14 +239,17 @@ def _domain_replicates(idata: xr.DataTree, post: xr.Dataset, mu: xr.DataArray,
                                                                             errors="ignore")
     shared = runin + post["sigma_visit"] * xr.DataArray(rng.standard_normal(mu.shape),
                                                         dims=mu.dims)
+    # each cycle's decline so far at every visit, gathered once for all domains
+    drop = ["patient", "cycle", "domain"]
+    cycles = [(post["slope"].sel(cycle=k).where(has.sel(cycle=k), 0.0).isel(patient=idx)
+               .drop_vars(drop, errors="ignore") * d["x_cycle"].sel(cycle=k)
+               .drop_vars(drop, errors="ignore"), k) for k in d["cycle"].values]
     total = np.zeros(mu.shape)
     for dom in post["domain"].values:
         path = shared
-        for k in d["cycle"].values:
-            slope = post["slope"].sel(cycle=k).where(has.sel(cycle=k), 0.0)
-            f = d["domain_floor_factor"].sel(cycle=k, domain=dom)
-            path = path + (slope * f).isel(patient=idx).drop_vars(
-                ["patient", "cycle", "domain"], errors="ignore") * d["x_cycle"].sel(cycle=k)
+        for part, k in cycles:
+            f = d["domain_floor_factor"].sel(cycle=k, domain=dom).isel(patient=idx)
+            path = path + part * f.drop_vars(drop, errors="ignore")
         mu_d = (post["alpha_domain"].sel(domain=dom).isel(patient=idx)
                 + post["share"].sel(domain=dom).isel(patient=idx) * path)
         mu_d = mu_d.drop_vars(["patient", "domain", "cycle"], errors="ignore")

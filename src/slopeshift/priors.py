@@ -171,8 +171,7 @@ def default_priors(outcome: str, parameterization: str = "ratio",
     domains : bool, default False
         Priors for the four-domain model of ALSFRS-R items (``SlopeShiftModel(domains=True)``):
         ``mu_alpha_domain``, ``sd_alpha_domain``, ``sigma_domain``, ``sigma_visit`` and
-        ``sd_share`` in place of
-        ``mu_alpha``, ``sd_alpha`` and ``sigma``.
+        ``sd_share`` in place of ``mu_alpha``, ``sd_alpha`` and ``sigma``.
 
     Returns
     -------
