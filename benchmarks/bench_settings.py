@@ -24,7 +24,9 @@ import warnings
 import pandas as pd
 
 SETTINGS = {
-    "default (tune 1000, accept 0.9, diag)": {},
+    # target acceptance 0.9 below 100 patients, 0.95 from there (fit.default_target_accept)
+    "default (tune 1000, accept 0.9/0.95, diag)": {},
+    "accept 0.9": {"target_accept": 0.9},
     "tune 500": {"tune": 500},
     "tune 2000": {"tune": 2000},
     "accept 0.8": {"target_accept": 0.8},

@@ -128,6 +128,8 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     p = _point(model, np.random.default_rng(1))
     point = pm_model.initial_point()
     point.update({k: v for k, v in p.items() if k in point})
+    point["beta_pre_pc"] = model._partly_centred(  # the sampled coordinate of beta_pre
+        p["beta_pre"], float(point["mu_beta"]), float(np.exp(point["sd_beta_log__"])))
     point["sigma_log__"] = np.log(p["sigma"])
     if model.config["drift"]:
         point["sd_drift_log__"] = np.log(p["sd_drift"])

@@ -42,7 +42,8 @@ def test_coords_are_patient_ids_and_cycles():
     assert list(pm_model.coords["cycle"]) == [1, 2]
     assert pm_model.named_vars_to_dims["rho"] == ("patient", "cycle")
     names = {rv.name for rv in pm_model.free_RVs}
-    assert {"alpha", "beta_pre", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
+    assert {"alpha", "beta_pre_pc", "theta", "sigma", "z_patient", "z_patient_cycle"} <= names
+    assert "beta_pre" in {v.name for v in pm_model.deterministics}
 
 
 def test_effects_are_integrated_out_by_default_when_exact():
@@ -62,6 +63,21 @@ def test_effects_are_integrated_out_by_default_when_exact():
 
 
 @pytest.mark.parametrize("likelihood", ["normal", "student_t"])
+def _partly_centred(model, point, beta):
+    """beta_pre_pc (the sampled coordinate) of persistent rates beta, at point's mu and sd."""
+    return model._partly_centred(beta, float(point["mu_beta"]),
+                                 float(np.exp(point["sd_beta_log__"])))
+
+
+def _rates(model, point):
+    """beta_pre (points/month) at point."""
+    pmm = model.pymc_model
+    fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["beta_pre"]])[0],
+                        inputs=pmm.value_vars, on_unused_input="ignore")
+    return fn(point)
+
+
+@pytest.mark.parametrize("likelihood", ["normal", "student_t"])
 def test_likelihood_matches_hand_computed_broken_stick(likelihood):
     data = _tiny_data()
     model = SlopeShiftModel(data, likelihood=likelihood, effects="latent")
@@ -71,7 +87,8 @@ def test_likelihood_matches_hand_computed_broken_stick(likelihood):
     beta0 = np.array([-1.0, -1.5, -1.0])
     rho = np.array([0.5, 0.2])
     point.update({
-        "alpha": alpha, "beta_pre": beta0, "theta": np.array(0.0),
+        "alpha": alpha, "beta_pre_pc": _partly_centred(model, point, beta0),
+        "theta": np.array(0.0),
         "rho_cycle_at_mean_interval": rho, "z_patient": np.zeros(3),
         "z_patient_cycle": np.zeros((3, 2)), "sigma_log__": np.log(2.0),
     })
@@ -252,13 +269,13 @@ def test_additive_slowing_scale_is_the_treated_patients_natural_rate(example_dat
     fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["effect_scale"]])[0],
                         inputs=pmm.value_vars, on_unused_input="ignore")
     k = model._constants()
-    beta = point["beta_pre"]
+    beta = _rates(model, point)
     natural = beta[:, None] * k["floor_factor"]
     want = abs((natural * k["effect"]).sum() / k["effect"].sum())
     assert float(fn(point)) == pytest.approx(want, rel=1e-10)
     # the patients' rates, not mu_beta: move them and the scale follows
-    point["beta_pre"] = np.linspace(-2.5, -0.5, len(beta))
-    natural = point["beta_pre"][:, None] * k["floor_factor"]
+    point["beta_pre_pc"] = _partly_centred(model, point, np.linspace(-2.5, -0.5, len(beta)))
+    natural = np.linspace(-2.5, -0.5, len(beta))[:, None] * k["floor_factor"]
     want = abs((natural * k["effect"]).sum() / k["effect"].sum())
     assert float(fn(point)) == pytest.approx(want, rel=1e-10)
     assert want != pytest.approx(abs(float(point["mu_beta"])), rel=0.01)
@@ -284,13 +301,63 @@ def test_no_parameter_starts_with_a_zero_gradient():
         data.injections[["patient", "time", "cycle"]])
     model = SlopeShiftModel(one_visit)
     pm_model = model.pymc_model
-    point = pm_model.initial_point() | model.initial_values()
+    start = model._sampler_starts(model.initial_values())
+    point = pm_model.initial_point() | start
+    point["sd_beta_log__"] = np.log(point.pop("sd_beta"))
     grad = pm_model.compile_dlogp()(point)
     assert np.isfinite(grad).all()
     # the patients' parameters start unjittered (the others are jittered by the sampler)
     offset = 0
     for var in pm_model.value_vars:
         size = point[var.name].size
-        if var.name in ("alpha", "beta_pre"):
+        if var.name in ("alpha", "beta_pre_pc"):
             assert (grad[offset:offset + size] != 0).all(), var.name
         offset += size
+
+
+def test_partly_centred_rates_have_the_population_prior(example_data):
+    """beta_i0 is sampled as beta_pre_pc ~ N(lam_i mu, sd^lam_i) and rebuilt as
+    mu + sd^(1 - lam_i) (beta_pre_pc - lam_i mu): whatever lam_i, beta_i0 ~ N(mu, sd)."""
+    import pymc as pm
+
+    model = SlopeShiftModel(example_data)
+    lam = model._constants()["beta_centring"]
+    assert ((lam > 0) & (lam < 1)).all() and lam.max() - lam.min() > 0.05
+    pmm = model.pymc_model
+    mu, sd, beta = pm.draw([pmm["mu_beta"], pmm["sd_beta"], pmm["beta_pre"]], draws=4000,
+                           random_seed=1)
+    z = (beta - mu[:, None]) / sd[:, None]
+    for i in (int(lam.argmin()), int(lam.argmax())):
+        assert abs(z[:, i].mean()) < 0.05 and abs(z[:, i].std() - 1.0) < 0.04
+    assert stats.kstest(z.ravel(), "norm").pvalue > 0.001
+
+
+def test_centring_follows_what_a_patients_scores_say_about_the_rate():
+    """lam_i -> 0 (non-centred) for a patient whose visits cannot pin the rate down, and grows
+    with the visits."""
+    from slopeshift import simulate_trial
+
+    data, _ = simulate_trial(12, n_untreated=1, random_seed=3)
+    v = data.visits
+    untreated = data.patients.index[~data.patients["treated"]][0]
+    first = v[v["patient"] == untreated].index[0]
+    keep = v[(v["patient"] != untreated) | (v.index == first)]
+    one_visit = TrialData.from_frames(
+        keep[["patient", "time", "value"]].rename(columns={"value": "alsfrs_r"}),
+        data.injections[["patient", "time", "cycle"]])
+    lam = SlopeShiftModel(one_visit)._constants()["beta_centring"]
+    pats = list(SlopeShiftModel(one_visit).design["patient"].values)
+    assert lam[pats.index(untreated)] == 0.0
+    assert (np.delete(lam, pats.index(untreated)) > 0.3).all()
+
+
+def test_sampler_starts_are_the_run_in_fits(example_data):
+    """The starts in the sampler's coordinates rebuild exactly the least-squares run-in rates."""
+    model = SlopeShiftModel(example_data)
+    pmm = model.pymc_model
+    init = model.initial_values()
+    point = pmm.initial_point() | model._sampler_starts(init)
+    point["sd_beta_log__"] = np.log(point.pop("sd_beta"))
+    fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["beta_pre"]])[0],
+                        inputs=pmm.value_vars, on_unused_input="ignore")
+    np.testing.assert_allclose(fn(point), init["beta_pre"], rtol=1e-12)

@@ -13,7 +13,7 @@ from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
 from slopeshift import plots  # noqa: E402
-from slopeshift.tables import responder_counts  # noqa: E402
+from slopeshift.tables import format_probability, responder_counts  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -206,7 +206,7 @@ def test_responders_labels_clear_of_the_line(small_fit, tmp_path, scope):
         assert not a.overlaps(b)
     shown = line.get_ydata()[(line.get_ydata() >= 0.005) & (line.get_ydata() <= 0.995)]
     texts = {t.get_text() for t in labels}
-    assert texts <= {f"{p:.2f}" for p in shown}
+    assert texts <= {format_probability(p, 2) for p in shown}  # 0.995 prints as ">0.99"
 
 
 def _observed_intervals(fit) -> np.ndarray:

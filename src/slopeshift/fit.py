@@ -35,7 +35,10 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Elements per block of the vectorised diagnostics (500 x 4,000 draws: 16 MB per copy).
 _DIAGNOSTIC_BLOCK = 500
 # Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
-_UNJITTERED = ("alpha", "beta_pre", "mu_alpha", "mu_beta", "alpha_domain", "mu_alpha_domain")
+# (beta_pre_pc is beta_i0's sampled coordinate; sd_beta starts at its prior median, so that
+# beta_pre_pc maps back to those fits)
+_UNJITTERED = ("alpha", "beta_pre_pc", "sd_beta", "mu_alpha", "mu_beta", "alpha_domain",
+               "mu_alpha_domain")
 # Derived quantities whose convergence is reported beside the sampled parameters.
 _REPORTED = ("beta_pre", "sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
 
@@ -106,7 +109,8 @@ def sample_model(
         random_seed = int(np.random.SeedSequence().entropy % (2**31))
     seed = int(random_seed)
     pm_model = model.pymc_model
-    init = model.initial_values()
+    raw = model.initial_values()
+    init = model._sampler_starts(raw)
     t0 = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
@@ -134,7 +138,8 @@ def sample_model(
     elif sampler == "pymc":
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores or chains, random_seed=seed,
-            initvals=_chain_starts(init, chains, seed), init="adapt_diag", model=pm_model,
+            initvals=[model._sampler_starts(c) for c in _chain_starts(raw, chains, seed)],
+            init="adapt_diag", model=pm_model,
             progressbar=progressbar, nuts_sampler="pymc", compute_convergence_checks=False,
             target_accept=target_accept,
         )
@@ -148,7 +153,8 @@ def sample_model(
             ) from err
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, random_seed=seed,
-            initvals=_chain_starts(init, chains, seed), nuts={"jitter": False},
+            initvals=[model._sampler_starts(c) for c in _chain_starts(raw, chains, seed)],
+            nuts={"jitter": False},
             model=pm_model, progressbar=progressbar, nuts_sampler="numpyro",
             compute_convergence_checks=False, target_accept=target_accept,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+import scipy.stats
 import xarray as xr
 
 from slopeshift.data import ALSFRS_DOMAINS, TrialData
@@ -84,13 +86,18 @@ class SlopeShiftModel:
     samples only alpha_i, beta_i0 and the population parameters, and after sampling (u_i,
     e_ik, J_ik) are drawn from their exact
     conditional posterior given each draw. This removes both the funnel of the effects against
-    their SDs and the hyperbolic trade-off between beta_i0 and rho_ik. alpha_i and beta_i0 are
-    centred (each patient has many visits, so the data identify them better than the population
-    does). The cycle means rho_k have independent priors (a population mean plus offsets is a
-    ridge; a hierarchy over 4 means is a funnel), and are sampled at each cycle's own average
-    interval, which the data separate from theta (the prior stays on rho_k: a shift with unit
-    Jacobian). Chains start alpha_i and beta_i0 at each patient's least-squares run-in fit,
-    without jitter, away from the saddle at beta_i0 = 0. With Student-t or censoring the
+    their SDs and the hyperbolic trade-off between beta_i0 and rho_ik. alpha_i is centred (each
+    patient has many visits, so the data identify it better than the population does); beta_i0
+    is partly centred, sampled as beta_pre_pc ~ N(lambda_i mu_beta, sd_beta^lambda_i) with
+    beta_i0 = mu_beta + sd_beta^(1 - lambda_i) (beta_pre_pc - lambda_i mu_beta) ~ N(mu_beta,
+    sd_beta), lambda_i in [0, 1] from how well the patient's own scores pin the rate down (the
+    drift leaves it only partly identified). The cycle means rho_k have independent priors (a
+    population mean plus offsets is a ridge; a hierarchy over 4 means is a funnel), and are
+    sampled at each cycle's own average interval, which the data separate from theta (the prior
+    stays on rho_k: a shift with unit Jacobian). Chains start alpha_i and beta_i0 at each
+    patient's least-squares run-in fit, without jitter, away from the saddle at beta_i0 = 0
+    (sd_beta at its prior median, unjittered, so that beta_pre_pc maps back to those fits).
+    With Student-t or censoring the
     effects are sampled as latent non-centred parameters (``effects="latent"``). Sampling health
     is benchmarked in ``benchmarks/bench_geometry.py``.
 
@@ -345,6 +352,7 @@ class SlopeShiftModel:
             "shear_w": cell.any(axis=0) / max(int(cell.any(axis=0).sum()), 1),
             "n_eff": float(cell.sum()),
         } | self._enrolment_constants()
+        self._consts["beta_centring"] = self._beta_centring()
         if self.domains:
             y_dom = self.data.visits[list(ALSFRS_DOMAINS)].to_numpy(float)
             self._consts["y_domain"] = y_dom
@@ -407,6 +415,46 @@ class SlopeShiftModel:
         s_mean = np.where(cell.any(axis=0), (s * cell).sum(axis=0)
                           / np.maximum(cell.sum(axis=0), 1), 0.0)
         return s_mean * self._shift_unit()
+
+    def _beta_centring(self) -> np.ndarray:
+        """lambda_i of the partly centred persistent rate beta_i0 (see :meth:`_build`).
+
+        lambda_i = tau^2 / (tau^2 + s_i^2), where s_i^2 is how well patient i's own scores pin
+        beta_i0 down: each period's least-squares slope (run-in and each cycle, from the
+        patient's moments of the visit covariates) has variance sigma^2 [S_zz^-1]_pp, plus
+        the drift's sd_drift^2, and the periods are pooled by inverse variance; tau, sigma and
+        sd_drift are the medians of their priors. 1 is centred (the data identify beta_i0
+        well), 0 non-centred (they say nothing, e.g. one visit). The choice changes only the
+        sampler's coordinates, never the posterior.
+        """
+        s_zz, _, syy, _ = self._moments()
+        n_p, n_k = len(syy), self.design.sizes["cycle"]
+        cols = 2 + n_k  # intercept, run-in exposure, the cycles (not the jump steps)
+        m = np.zeros((n_p, cols, cols))
+        for (a, e), v in s_zz.items():
+            if a < cols and e < cols:
+                m[:, a, e] = m[:, e, a] = v
+        diag = np.einsum("ijj->ij", m)
+        absent = diag <= 1e-12
+        m[:, np.arange(cols), np.arange(cols)] += absent  # a period without visits: decoupled
+        var = np.einsum("ijj->ij", np.linalg.pinv(m))[:, 1:]  # per unit of noise variance
+        pri = self.priors
+        if self.domains:
+            noise2 = (_prior_median(pri["sigma_visit"]) ** 2
+                      + len(ALSFRS_DOMAINS) * _prior_median(pri["sigma_domain"]) ** 2)
+        else:
+            noise2 = _prior_median(pri["sigma"]) ** 2
+        drift2 = _prior_median(pri["sd_drift"]) ** 2 if self.config["drift"] else 0.0
+        v = noise2 * var + drift2
+        ok = ~absent[:, 1:] & np.isfinite(v) & (noise2 * var < 1e6)
+        info = np.where(ok, 1.0 / np.where(ok, v, 1.0), 0.0).sum(axis=1)
+        tau2 = _prior_median(pri["sd_beta"]) ** 2
+        return tau2 * info / (tau2 * info + 1.0)
+
+    def _partly_centred(self, beta, mu_beta, sd_beta):
+        """beta_pre_pc, the sampled coordinate, of persistent rates ``beta`` (points/month)."""
+        lam = self._constants()["beta_centring"]
+        return lam * mu_beta + (np.asarray(beta) - mu_beta) * sd_beta ** (lam - 1.0)
 
     def _median_rate(self) -> float:
         """|median run-in least-squares slope| (units/month), at least 0.1."""
@@ -504,9 +552,17 @@ class SlopeShiftModel:
                 alpha = pm.Deterministic("alpha", alpha_dom.sum(axis=1), dims="patient")
             else:
                 alpha = pm.Normal("alpha", mu_alpha, sd_alpha, dims="patient")
-            # centred: with the natural-history priors on (mu_beta, sd_beta) it mixed better
-            # than non-centred at 20 and at 120 patients (ESS 753 vs 644; 574 vs 115)
-            beta_pre = pm.Normal("beta_pre", mu_beta, sd_beta, dims="patient")
+            # partly centred (Gorinova et al. 2020): beta_pre_pc ~ N(lam mu, sd^lam) and
+            # beta_i0 = mu + sd^(1 - lam) (beta_pre_pc - lam mu) ~ N(mu, sd), with lam_i from
+            # how well patient i's own scores pin beta_i0 down (_beta_centring). Fully centred
+            # mixed better than non-centred at 20 and 120 patients, but drift leaves each
+            # patient's rate only partly identified: at 200 and 2,000 patients sd_beta mixed
+            # 2-3 times slower centred than partly centred (docs "Speed and memory")
+            lam = k["beta_centring"]
+            beta_pc = pm.Normal("beta_pre_pc", lam * mu_beta, sd_beta**lam, dims="patient")
+            beta_pre = pm.Deterministic(
+                "beta_pre", mu_beta + sd_beta ** (1.0 - lam) * (beta_pc - lam * mu_beta),
+                dims="patient")
 
             slowing = cfg["slowing"]
             if slowing == "none":
@@ -1064,6 +1120,16 @@ class SlopeShiftModel:
                       "logit_patient_share": np.asarray(0.0)}
         return start
 
+    def _sampler_starts(self, start: dict) -> dict:
+        """``start`` (of :meth:`initial_values`) in the sampler's coordinates: beta_i0 as the
+        partly centred ``beta_pre_pc``, with ``sd_beta`` started at its prior median."""
+        start = dict(start)
+        tau = _prior_median(self.priors["sd_beta"])
+        start["sd_beta"] = np.asarray(tau)
+        start["beta_pre_pc"] = self._partly_centred(start.pop("beta_pre"),
+                                                    float(start["mu_beta"]), tau)
+        return start
+
     # ------------------------------------------------------------------ fitting
     def prior_predictive(self, draws: int = 4000, random_seed: int = 0,
                          threshold: float = 0.25) -> pd.DataFrame:
@@ -1302,3 +1368,19 @@ def _choose_effects(effects: str | None, likelihood: str, censored: bool, jump: 
             "use effects='latent' (the default for these options)."
         )
     return effects
+
+
+def _prior_median(prior: Prior) -> float:
+    """The median of a prior of a positive scale (used only to choose sampler coordinates)."""
+    p = prior.params
+    if prior.dist == "LogNormal":
+        return math.exp(p["mu"])
+    if prior.dist == "HalfNormal":
+        return 0.6745 * p["sigma"]
+    if prior.dist == "HalfStudentT":  # the median of |t_nu|, scaled
+        return float(scipy.stats.t.ppf(0.75, p["nu"])) * p["sigma"]
+    if prior.dist == "Exponential":
+        return math.log(2.0) / p["lam"]
+    if prior.dist == "Gamma":
+        return float(scipy.stats.gamma.median(p["alpha"], scale=1.0 / p["beta"]))
+    return max(abs(p.get("mu", 0.0)), p.get("sigma", 1.0))  # a scale prior on the real line
