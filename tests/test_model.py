@@ -281,13 +281,11 @@ def test_additive_slowing_scale_is_the_treated_patients_natural_rate(example_dat
     assert want != pytest.approx(abs(float(point["mu_beta"])), rel=0.01)
 
 
-def test_no_parameter_starts_with_a_zero_gradient():
-    """A patient whose scores say nothing about the slope (an untreated patient with one
-    visit) must not start at the population's own start: nutpie rejects a zero gradient
-    ("All initialization points failed")."""
+def _one_visit_trial() -> tuple[TrialData, str]:
+    """A simulated trial of 12 in which the one untreated patient keeps a single visit."""
     import warnings
 
-    from slopeshift import TrialData, simulate_trial
+    from slopeshift import simulate_trial
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -299,6 +297,14 @@ def test_no_parameter_starts_with_a_zero_gradient():
     one_visit = TrialData.from_frames(
         keep[["patient", "time", "value"]].rename(columns={"value": "alsfrs_r"}),
         data.injections[["patient", "time", "cycle"]])
+    return one_visit, untreated
+
+
+def test_no_parameter_starts_with_a_zero_gradient():
+    """A patient whose scores say nothing about the slope (an untreated patient with one
+    visit) must not start at the population's own start: nutpie rejects a zero gradient
+    ("All initialization points failed")."""
+    one_visit, _ = _one_visit_trial()
     model = SlopeShiftModel(one_visit)
     pm_model = model.pymc_model
     start = model._sampler_starts(model.initial_values())
@@ -335,18 +341,10 @@ def test_partly_centred_rates_have_the_population_prior(example_data):
 def test_centring_follows_what_a_patients_scores_say_about_the_rate():
     """lam_i -> 0 (non-centred) for a patient whose visits cannot pin the rate down, and grows
     with the visits."""
-    from slopeshift import simulate_trial
-
-    data, _ = simulate_trial(12, n_untreated=1, random_seed=3)
-    v = data.visits
-    untreated = data.patients.index[~data.patients["treated"]][0]
-    first = v[v["patient"] == untreated].index[0]
-    keep = v[(v["patient"] != untreated) | (v.index == first)]
-    one_visit = TrialData.from_frames(
-        keep[["patient", "time", "value"]].rename(columns={"value": "alsfrs_r"}),
-        data.injections[["patient", "time", "cycle"]])
-    lam = SlopeShiftModel(one_visit)._constants()["beta_centring"]
-    pats = list(SlopeShiftModel(one_visit).design["patient"].values)
+    one_visit, untreated = _one_visit_trial()
+    model = SlopeShiftModel(one_visit)
+    lam = model._constants()["beta_centring"]
+    pats = list(model.design["patient"].values)
     assert lam[pats.index(untreated)] == 0.0
     assert (np.delete(lam, pats.index(untreated)) > 0.3).all()
 
