@@ -359,3 +359,17 @@ def test_sampler_starts_are_the_run_in_fits(example_data):
     fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["beta_pre"]])[0],
                         inputs=pmm.value_vars, on_unused_input="ignore")
     np.testing.assert_allclose(fn(point), init["beta_pre"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("prior, median", [
+    (Prior("LogNormal", mu=np.log(0.45), sigma=0.35), 0.45),
+    (Prior("HalfNormal", sigma=2.0), stats.halfnorm(scale=2.0).median()),
+    (Prior("HalfStudentT", nu=3.0, sigma=2.0), 2.0 * stats.t(3.0).ppf(0.75)),
+    (Prior("Exponential", lam=2.0), stats.expon(scale=0.5).median()),
+    (Prior("Gamma", alpha=2.0, beta=4.0), stats.gamma(2.0, scale=0.25).median()),
+])
+def test_prior_median_of_scale_priors(prior, median):
+    """The scale at which lambda_i is computed is the prior's median."""
+    from slopeshift.model import _prior_median
+
+    assert _prior_median(prior) == pytest.approx(median, rel=1e-3)

@@ -11,7 +11,6 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
-import scipy.stats
 import xarray as xr
 
 from slopeshift.data import ALSFRS_DOMAINS, TrialData
@@ -556,8 +555,9 @@ class SlopeShiftModel:
             # beta_i0 = mu + sd^(1 - lam) (beta_pre_pc - lam mu) ~ N(mu, sd), with lam_i from
             # how well patient i's own scores pin beta_i0 down (_beta_centring). Fully centred
             # mixed better than non-centred at 20 and 120 patients, but drift leaves each
-            # patient's rate only partly identified: at 200 and 2,000 patients sd_beta mixed
-            # 2-3 times slower centred than partly centred (docs "Speed and memory")
+            # patient's rate only partly identified: partly centred, the smallest ESS doubled at
+            # 20 and 200 patients and sd_beta's rose 1.5-2.7 times at 2,000 (docs "Speed and
+            # memory")
             lam = k["beta_centring"]
             beta_pc = pm.Normal("beta_pre_pc", lam * mu_beta, sd_beta**lam, dims="patient")
             beta_pre = pm.Deterministic(
@@ -1377,10 +1377,12 @@ def _prior_median(prior: Prior) -> float:
         return math.exp(p["mu"])
     if prior.dist == "HalfNormal":
         return 0.6745 * p["sigma"]
-    if prior.dist == "HalfStudentT":  # the median of |t_nu|, scaled
-        return float(scipy.stats.t.ppf(0.75, p["nu"])) * p["sigma"]
+    if prior.dist in ("HalfStudentT", "Gamma"):
+        import scipy.stats  # not at import time: PyMC does not load it
+
+        if prior.dist == "Gamma":
+            return float(scipy.stats.gamma.median(p["alpha"], scale=1.0 / p["beta"]))
+        return float(scipy.stats.t.ppf(0.75, p["nu"])) * p["sigma"]  # median of |t_nu|
     if prior.dist == "Exponential":
         return math.log(2.0) / p["lam"]
-    if prior.dist == "Gamma":
-        return float(scipy.stats.gamma.median(p["alpha"], scale=1.0 / p["beta"]))
     return max(abs(p.get("mu", 0.0)), p.get("sigma", 1.0))  # a scale prior on the real line
