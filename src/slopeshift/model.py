@@ -96,9 +96,8 @@ class SlopeShiftModel:
     stays on rho_k: a shift with unit Jacobian). Chains start alpha_i and beta_i0 at each
     patient's least-squares run-in fit, without jitter, away from the saddle at beta_i0 = 0
     (sd_beta at its prior median, unjittered, so that beta_pre_pc maps back to those fits).
-    With Student-t or censoring the
-    effects are sampled as latent non-centred parameters (``effects="latent"``). Sampling health
-    is benchmarked in ``benchmarks/bench_geometry.py``.
+    With Student-t or censoring the effects are sampled as latent non-centred parameters
+    (``effects="latent"``). Sampling health is benchmarked in ``benchmarks/bench_geometry.py``.
 
     Slowing is relative to each patient's own run-in: without a control arm, regression to the
     mean and natural deceleration of decline can look like a treatment effect.
