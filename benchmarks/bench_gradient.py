@@ -6,11 +6,17 @@ of NUTS pays. It uses only nutpie and the model's PyMC graph, so it runs on olde
 slopeshift too (``PYTHONPATH=<old checkout>/src``) for a before/after comparison in one run.
 
     python benchmarks/bench_gradient.py --sizes 20 2000 10000
+    python benchmarks/bench_gradient.py --sizes 20 200 --lean   # as slopeshift's fit compiles
+
+``--lean`` compiles as :func:`slopeshift.compiled.nutpie_model` does, without
+``compiled.SKIPPED_REWRITES``; without it, nutpie's default compile. Run each in a fresh process
+(the compile time includes loading PyTensor's on-disk Numba cache, warm after a first run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 import timeit
 import warnings
@@ -18,7 +24,7 @@ import warnings
 import numpy as np
 
 
-def per_gradient(n: int, repeat: int = 3) -> dict:
+def per_gradient(n: int, repeat: int = 3, lean: bool = False) -> dict:
     import nutpie
 
     from slopeshift import SlopeShiftModel, example_trial, simulate_trial
@@ -28,9 +34,15 @@ def per_gradient(n: int, repeat: int = 3) -> dict:
         data = example_trial() if n == 20 else simulate_trial(
             n, n_untreated=max(1, n // 20), sd_drift=0.5, acceleration=-0.023, random_seed=1)[0]
         model = SlopeShiftModel(data)
+        if lean:
+            from slopeshift.compiled import lean_numba_mode
+            mode = lean_numba_mode()
+        else:
+            mode = contextlib.nullcontext()
         t0 = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model.pymc_model,
-                                             initial_points=model.initial_values())
+        with mode:
+            compiled = nutpie.compile_pymc_model(model.pymc_model,
+                                                 initial_points=model.initial_values())
         t_compile = time.perf_counter() - t0
     fn = compiled.logp_func
     args = [compiled.initial_point_func(0)] + [
@@ -39,13 +51,15 @@ def per_gradient(n: int, repeat: int = 3) -> dict:
     jit(*args)
     number = max(1, int(0.5 / max(timeit.timeit(lambda: jit(*args), number=1), 1e-6)))
     best = min(timeit.repeat(lambda: jit(*args), number=number, repeat=repeat)) / number
-    return {"patients": n, "visits": int(model.design.sizes["visit"]),
+    return {"patients": n, "visits": int(model.design.sizes["visit"]), "lean": lean,
             "gradient_us": round(best * 1e6, 1), "compile_s": round(t_compile, 1)}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[20, 2000])
+    parser.add_argument("--lean", action="store_true",
+                        help="compile without slopeshift.compiled.SKIPPED_REWRITES")
     args = parser.parse_args()
     for n in args.sizes:
-        print(per_gradient(n), flush=True)
+        print(per_gradient(n, lean=args.lean), flush=True)

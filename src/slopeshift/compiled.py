@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
     from slopeshift.model import SlopeShiftModel
 
-__all__ = ["cache_info", "clear_cache", "nutpie_model", "structure_key"]
+__all__ = ["SKIPPED_REWRITES", "cache_info", "clear_cache", "lean_numba_mode", "nutpie_model",
+           "structure_key"]
 
 #: most compiled models kept in one process (least recently used dropped first)
 MAX_ENTRIES = 16
@@ -195,7 +196,20 @@ def lean_numba_mode():
     """Within this context, PyTensor's ``"NUMBA"`` mode skips :data:`SKIPPED_REWRITES`.
 
     nutpie compiles with the mode named ``"NUMBA"`` and takes no mode of its own, so the
-    predefined mode is swapped for the duration (under a lock) and restored after.
+    predefined mode is swapped for the duration (under a lock) and restored after, also when
+    the compile fails.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import nutpie
+    >>> from slopeshift import SlopeShiftModel, example_trial, compiled
+    >>> model = SlopeShiftModel(example_trial())
+    >>> with compiled.lean_numba_mode():  # doctest: +SKIP
+    ...     fn = nutpie.compile_pymc_model(model.pymc_model)
     """
     from pytensor.compile import mode as pt_mode
 
