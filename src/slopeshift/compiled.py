@@ -1,7 +1,7 @@
 """Compiled models, cached by structure: compile once, fit any data of the same shape.
 
-Compiling a model for nutpie (PyTensor's graph rewrites, then Numba) takes about 10 s for the
-bundled trial; sampling it takes about 1 s. :class:`~slopeshift.SlopeShiftModel` builds its
+Compiling a model for nutpie (PyTensor's graph rewrites, then Numba) takes about 13 s for the
+bundled trial in a fresh process; sampling it takes about 1 s. :class:`~slopeshift.SlopeShiftModel` builds its
 graph with every data array and every prior parameter as a PyTensor *shared variable* (an input
 of the compiled function, not a constant folded into it), so two models that differ only in
 their data or their prior values have the same graph. :func:`nutpie_model` compiles the first
