@@ -1,10 +1,11 @@
 """Compiled models, cached by structure: compile once, fit any data of the same shape.
 
 Compiling a model for nutpie (PyTensor's graph rewrites, then Numba) takes about 13 s for the
-bundled trial in a fresh process; sampling it takes about 1 s. :class:`~slopeshift.SlopeShiftModel` builds its
-graph with every data array and every prior parameter as a PyTensor *shared variable* (an input
-of the compiled function, not a constant folded into it), so two models that differ only in
-their data or their prior values have the same graph. :func:`nutpie_model` compiles the first
+bundled trial in a fresh process; sampling it takes about 1 s.
+:class:`~slopeshift.SlopeShiftModel` builds its graph with every data array and every prior
+parameter as a PyTensor *shared variable* (an input of the compiled function, not a constant
+folded into it), so two models that differ only in their data or their prior values have the
+same graph. :func:`nutpie_model` compiles the first
 and, for every later model of the same structure, swaps the new data into the compiled function
 (nutpie's ``with_data``) instead of compiling again.
 
@@ -17,9 +18,8 @@ draw for draw, whether the compiled model came from the cache or not (tested).
 Compiled Numba code is also cached on disk by PyTensor (in its compile directory), which is what
 makes the first compile of a fresh process faster after the first ever.
 
-PyTensor's ``local_greedy_distributor`` rewrite is skipped when compiling for nutpie
-(:data:`SKIPPED_REWRITES`): on this model's graph it took about 5 of the 17 s of a compile,
-and the graph compiled without it evaluates the same log density (to 1e-13) about 10% faster.
+Some PyTensor rewrites are skipped when compiling for nutpie (:data:`SKIPPED_REWRITES`,
+:func:`lean_numba_mode`): a shorter compile and a faster gradient, the same log density.
 """
 
 from __future__ import annotations
