@@ -34,6 +34,9 @@ def per_gradient(n: int, repeat: int = 3, lean: bool = False) -> dict:
         data = example_trial() if n == 20 else simulate_trial(
             n, n_untreated=max(1, n // 20), sd_drift=0.5, acceleration=-0.023, random_seed=1)[0]
         model = SlopeShiftModel(data)
+        # the sampler's starting coordinates (older versions, without _sampler_starts, sample
+        # initial_values()'s own coordinates)
+        starts = getattr(model, "_sampler_starts", lambda s: s)(model.initial_values())
         if lean:
             from slopeshift.compiled import lean_numba_mode
             mode = lean_numba_mode()
@@ -41,8 +44,7 @@ def per_gradient(n: int, repeat: int = 3, lean: bool = False) -> dict:
             mode = contextlib.nullcontext()
         t0 = time.perf_counter()
         with mode:
-            compiled = nutpie.compile_pymc_model(model.pymc_model,
-                                                 initial_points=model.initial_values())
+            compiled = nutpie.compile_pymc_model(model.pymc_model, initial_points=starts)
         t_compile = time.perf_counter() - t0
     fn = compiled.logp_func
     args = [compiled.initial_point_func(0)] + [
