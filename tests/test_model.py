@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from slopeshift import Prior, SlopeShiftModel, TrialData, default_priors
+from slopeshift import Prior, SlopeShiftModel, TrialData, default_priors, effect_priors
 
 
 def _tiny_data() -> TrialData:
@@ -200,6 +200,29 @@ def test_fvc_defaults():
     assert pri["sigma"].params == {"sigma": 8.0}
 
 
+def test_slowing_priors_are_weakly_informative_with_named_alternatives():
+    # MODEL.md section 5: the sceptical set is a named alternative, not the silent default
+    pri = default_priors("alsfrs_r")
+    assert {k: pri[k] for k in ("rho_cycle", "sd_patient", "sd_patient_cycle")} == \
+        effect_priors("default")
+    assert pri["rho_cycle"].params == {"mu": 0.0, "sigma": 1.0}
+    sceptical = effect_priors("sceptical")
+    assert sceptical["rho_cycle"].params["sigma"] == 0.5
+    assert sceptical["sd_patient"].params["sigma"] == 0.3
+    assert sceptical["sd_patient_cycle"].params["sigma"] == 0.2
+    # additive: the same sets in the outcome's units (FVC: 2.5 %/month)
+    add = effect_priors("wide", "fvc", "additive")
+    assert add["delta_cycle"].params["sigma"] == pytest.approx(3.75)
+    assert default_priors("fvc", "additive")["sd_patient"].params["sigma"] == 1.25
+    with pytest.raises(ValueError, match="unknown set"):
+        effect_priors("optimistic")
+    with pytest.raises(ValueError, match="typical slope"):
+        effect_priors("default", "grip_strength", "additive")
+    # usable as they are
+    model = SlopeShiftModel(_tiny_data(), priors=sceptical)
+    assert model.priors["sd_patient_cycle"] == sceptical["sd_patient_cycle"]
+
+
 def test_bad_options_are_rejected():
     data = _tiny_data()
     with pytest.raises(ValueError, match="parameterization"):
@@ -240,7 +263,9 @@ def test_effect_sd_prior_has_the_right_jacobian():
                            (sds(a, x + h) - sds(a, x - h)) / (2 * h)])
     sp, sc = sds(a, x)
     point.update(log_sd_effects=np.asarray(a), logit_patient_share=np.asarray(x))
-    expected = (stats.halfnorm.logpdf(sp, scale=0.3) + stats.halfnorm.logpdf(sc, scale=0.2)
+    scales = [model.priors[k].params["sigma"] for k in ("sd_patient", "sd_patient_cycle")]
+    expected = (stats.halfnorm.logpdf(sp, scale=scales[0])
+                + stats.halfnorm.logpdf(sc, scale=scales[1])
                 + np.log(abs(np.linalg.det(jac))))
     assert float(fn(point)[0]) == pytest.approx(expected, rel=1e-6)
 

@@ -11,24 +11,35 @@ from slopeshift.sensitivity import ALTERNATIVES, alternative_options, refit_mode
 
 def _config(**over):
     cfg = {"parameterization": "ratio", "jump": False, "drift": True,
-           "priors": {"rho_cycle": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
-                      "sd_patient": {"dist": "HalfNormal", "sigma": 0.3},
-                      "sd_patient_cycle": {"dist": "HalfNormal", "sigma": 0.2}}}
+           "priors": {"rho_cycle": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+                      "sd_patient": {"dist": "HalfNormal", "sigma": 0.5},
+                      "sd_patient_cycle": {"dist": "HalfNormal", "sigma": 0.3}}}
     return cfg | over
 
 
 def test_alternatives_change_what_they_say():
     cfg = _config()
     assert alternative_options(cfg, "jumps allowed") == {"jump": True}
-    assert alternative_options(cfg, "sceptical prior")["priors"]["rho_cycle"]["sigma"] == 0.25
+    # from the defaults, the named sets exactly
+    sceptical = alternative_options(cfg, "sceptical prior")["priors"]
+    assert {k: v["sigma"] for k, v in sceptical.items()} == pytest.approx(
+        {"rho_cycle": 0.5, "sd_patient": 0.3, "sd_patient_cycle": 0.2})
     wide = alternative_options(cfg, "wide priors")["priors"]
-    assert wide["rho_cycle"]["sigma"] == 1.0
-    assert wide["sd_patient"]["sigma"] == pytest.approx(0.9)
+    assert wide["rho_cycle"]["sigma"] == pytest.approx(1.5)
+    assert wide["sd_patient"]["sigma"] == pytest.approx(1.0)
     assert wide["sd_patient_cycle"]["sigma"] == pytest.approx(0.6)
+    # a user's priors are moved by the same factors
+    user = _config(priors={"rho_cycle": {"dist": "Normal", "mu": 0.1, "sigma": 0.4},
+                           "sd_patient": {"dist": "HalfNormal", "sigma": 0.2},
+                           "sd_patient_cycle": {"dist": "HalfNormal", "sigma": 0.6}})
+    moved = alternative_options(user, "sceptical prior")["priors"]
+    assert moved["rho_cycle"] == {"dist": "Normal", "mu": 0.1, "sigma": pytest.approx(0.2)}
+    assert moved["sd_patient"]["sigma"] == pytest.approx(0.12)
+    assert moved["sd_patient_cycle"]["sigma"] == pytest.approx(0.4)
     assert alternative_options(cfg, "no natural change") == {
         "drift": False, "enrolment": None, "floors": "include"}
     # the primary config is not modified
-    assert cfg["priors"]["rho_cycle"]["sigma"] == 0.5
+    assert cfg["priors"]["rho_cycle"]["sigma"] == 1.0
     with pytest.raises(ValueError, match="unknown alternative"):
         alternative_options(cfg, "optimistic")
     assert alternative_options(cfg, "additive") == {"parameterization": "additive"}
@@ -39,7 +50,8 @@ def test_alternatives_change_what_they_say():
 def test_refit_model_changes_options_and_keeps_the_other_priors(small_fit):
     sceptical = refit_model(small_fit, **alternative_options(small_fit.config,
                                                              "sceptical prior"))
-    assert sceptical.priors["rho_cycle"].params == {"mu": 0.0, "sigma": 0.25}
+    assert sceptical.priors["rho_cycle"].params == {"mu": 0.0, "sigma": 0.5}
+    assert sceptical.priors["sd_patient"].params == {"sigma": pytest.approx(0.3)}
     assert sceptical.priors["mu_beta"].to_dict() == small_fit.config["priors"]["mu_beta"]
     assert sceptical.config["drift"] and sceptical.config["effects"] == "marginal"
     # without drift: no drift priors, and the wide mu_beta/sd_beta of that model
@@ -58,7 +70,9 @@ def test_sceptical_prior_pulls_the_headline_toward_zero(small_fit):
         warnings.simplefilter("ignore")
         table = small_fit.sensitivity(alternatives=["sceptical prior"])
     assert table["analysis"].tolist() == ["primary", "sceptical prior"]
-    assert "rho_cycle Normal(mu=0, sigma=0.25)" in table.loc[1, "changes"]
+    assert table.loc[1, "changes"] == ("rho_cycle Normal(mu=0, sigma=0.5), "
+                                       "sd_patient HalfNormal(sigma=0.3), "
+                                       "sd_patient_cycle HalfNormal(sigma=0.2)")
     primary, sceptical = table["rho_bar_mean"]
     assert primary > 0 and 0 < sceptical < primary
     assert table.loc[0, "shift"] == 0.0

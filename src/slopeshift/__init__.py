@@ -7,7 +7,7 @@ from slopeshift.errors import ConvergenceWarning, DataValidationError, DataWarni
 from slopeshift.fit import FitResult
 from slopeshift.model import SlopeShiftModel
 from slopeshift.natural import simulate_realistic_trial, simulate_untreated_cohort
-from slopeshift.priors import Prior, default_priors
+from slopeshift.priors import Prior, default_priors, effect_priors
 from slopeshift.simulate import example_trial, simulate_trial
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "TrialData",
     "classical_analysis",
     "default_priors",
+    "effect_priors",
     "example_trial",
     "simulate_realistic_trial",
     "simulate_trial",

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import pymc as pm
 
-__all__ = ["DOMAIN_KEYS", "PRIOR_DISTS", "Prior", "default_priors", "resolve_priors"]
+__all__ = ["DOMAIN_KEYS", "EFFECT_PRIOR_SETS", "PRIOR_DISTS", "Prior", "default_priors",
+           "effect_priors", "resolve_priors"]
 
 #: Distributions a prior may use, with their parameter names.
 PRIOR_DISTS: dict[str, tuple[str, ...]] = {
@@ -148,6 +149,70 @@ _NATURAL_POPULATION = {
 _SCALES = {"alsfrs_r": 1.0, "fvc": 2.5}
 
 
+#: Named sets of slowing priors (ratio scale: fractions of the natural rate): the SD of each
+#: cycle's population slowing rho_k (Normal, mean 0), and the HalfNormal scales of the patient's
+#: own responsiveness (``sd_patient``) and of its cycle-to-cycle variation
+#: (``sd_patient_cycle``). ``"default"`` is weakly informative: a cycle's mean slowing above 100%
+#: (the motivating trial reported 107% in cycle 1) keeps a prior probability of 16%, and a
+#: patient's slowing in a cycle spans about -1.9 to 1.9 (90%). ``"sceptical"`` (the defaults until
+#: 2026-11-30) makes large effects unlikely (P(rho_k > 1) = 2%) and shrinks patients
+#: strongly towards the cycle mean: a named alternative for sensitivity analysis.
+#: ``"wide"`` is the other side. The additive parameterisation multiplies each by the outcome's
+#: typical slope (1 point/month for ALSFRS-R, 2.5 %/month for FVC). docs/model.md shows what
+#: each implies (prior predictive check).
+EFFECT_PRIOR_SETS: dict[str, tuple[float, float, float]] = {
+    "default": (1.0, 0.5, 0.3),
+    "sceptical": (0.5, 0.3, 0.2),
+    "wide": (1.5, 1.0, 0.6),
+}
+
+
+def effect_priors(name: str = "default", outcome: str = "alsfrs_r",
+                  parameterization: str = "ratio") -> dict[str, Prior]:
+    """A named set of slowing priors, to pass as ``SlopeShiftModel(data, priors=...)``.
+
+    Parameters
+    ----------
+    name : {"default", "sceptical", "wide"}
+        The set (:data:`EFFECT_PRIOR_SETS`).
+    outcome : str, default "alsfrs_r"
+        Sets the scale of the additive parameterisation (points/month or %/month); the ratio
+        parameterisation's priors are fractions and do not depend on it.
+    parameterization : {"ratio", "additive"}
+
+    Returns
+    -------
+    dict of str to Prior
+        ``rho_cycle`` (ratio) or ``delta_cycle`` (additive, units/month), ``sd_patient`` and
+        ``sd_patient_cycle``.
+
+    Examples
+    --------
+    >>> from slopeshift import effect_priors
+    >>> effect_priors("sceptical")["rho_cycle"]
+    Normal(mu=0, sigma=0.5)
+    """
+    if name not in EFFECT_PRIOR_SETS:
+        raise ValueError(f"unknown set of slowing priors {name!r}; use one of "
+                         f"{sorted(EFFECT_PRIOR_SETS)}.")
+    if parameterization == "ratio":
+        s, key = 1.0, "rho_cycle"
+    elif parameterization == "additive":
+        if outcome not in _SCALES:
+            raise ValueError(f"the additive slowing priors need the outcome's typical slope; "
+                             f"none is known for outcome {outcome!r}: give the priors "
+                             f"'delta_cycle', 'sd_patient' and 'sd_patient_cycle' yourself.")
+        s, key = _SCALES[outcome], "delta_cycle"
+    else:
+        raise ValueError(
+            f"parameterization must be 'ratio' or 'additive', not {parameterization!r}."
+        )
+    rho, patient, patient_cycle = EFFECT_PRIOR_SETS[name]
+    return {key: Prior("Normal", mu=0.0, sigma=rho * s),
+            "sd_patient": Prior("HalfNormal", sigma=patient * s),
+            "sd_patient_cycle": Prior("HalfNormal", sigma=patient_cycle * s)}
+
+
 def default_priors(outcome: str, parameterization: str = "ratio",
                    data_centre: float | None = None, natural: bool = True,
                    domains: bool = False) -> dict[str, Prior]:
@@ -222,18 +287,12 @@ def default_priors(outcome: str, parameterization: str = "ratio",
         "nu": Prior("Gamma", alpha=2.0, beta=0.1),
     }
     if parameterization == "ratio":
-        effect = {
-            "rho_cycle": Prior("Normal", mu=0.0, sigma=0.5),
-            "sd_patient": Prior("HalfNormal", sigma=0.3),
-            "sd_patient_cycle": Prior("HalfNormal", sigma=0.2),
+        effect = effect_priors("default", outcome, parameterization) | {
             "theta": Prior("Normal", mu=0.0, sigma=0.1),
         }
     elif parameterization == "additive":
         s = _SCALES.get(outcome)
-        effect = {} if s is None else {
-            "delta_cycle": Prior("Normal", mu=0.0, sigma=0.5 * s),
-            "sd_patient": Prior("HalfNormal", sigma=0.3 * s),
-            "sd_patient_cycle": Prior("HalfNormal", sigma=0.2 * s),
+        effect = {} if s is None else effect_priors("default", outcome, parameterization) | {
             "theta": Prior("Normal", mu=0.0, sigma=0.1 * s),
         }
         common["gamma"] = Prior("Normal", mu=0.0, sigma=0.2 * (s or 1.0))

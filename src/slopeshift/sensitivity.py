@@ -7,10 +7,12 @@ beside the primary fit's:
 
 - ``"jumps allowed"``: an acute change of score at each injection (``jump=True``), so that a
   gain right after an injection is not read as slowing;
-- ``"sceptical prior"``: the prior SD of the cycle slowings halved (default Normal(0, 0.25)
-  instead of Normal(0, 0.5));
-- ``"wide priors"``: the prior SD of the cycle slowings doubled and the SDs of the patient and
-  patient-cycle slowing tripled (default Normal(0, 1), HalfNormal(0.9), HalfNormal(0.6));
+- ``"sceptical prior"``: the named sceptical set of slowing priors
+  (:data:`~slopeshift.priors.EFFECT_PRIOR_SETS`: rho_k Normal(0, 0.5), sd_patient
+  HalfNormal(0.3), sd_patient_cycle HalfNormal(0.2) instead of Normal(0, 1), HalfNormal(0.5),
+  HalfNormal(0.3)); priors a user set are scaled by the same factors;
+- ``"wide priors"``: the named wide set (Normal(0, 1.5), HalfNormal(1), HalfNormal(0.6)), or
+  a user's priors scaled by the same factors;
 - ``"no natural change"``: the model before natural history was priced in (``drift=False``,
   ``enrolment=None``, ``floors="include"``): the run-in rate carried forward unchanged;
 - ``"additive"``: the treatment as a change of slope in points/month with its own priors
@@ -36,7 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from slopeshift.fit import _constant
-from slopeshift.priors import Prior, required_keys
+from slopeshift.priors import EFFECT_PRIOR_SETS, Prior, required_keys
 
 if TYPE_CHECKING:
     from slopeshift.fit import FitResult
@@ -78,12 +80,13 @@ def alternative_options(config: dict, name: str) -> dict[str, Any]:
     effect = "rho_cycle" if config["parameterization"] == "ratio" else "delta_cycle"
     if name == "jumps allowed":
         return {"jump": True}
-    if name == "sceptical prior":
-        return {"priors": {effect: _scaled(priors[effect], 0.5)}}
-    if name == "wide priors":
-        return {"priors": {effect: _scaled(priors[effect], 2.0),
-                           "sd_patient": _scaled(priors["sd_patient"], 3.0),
-                           "sd_patient_cycle": _scaled(priors["sd_patient_cycle"], 3.0)}}
+    if name in ("sceptical prior", "wide priors"):
+        # the factors that take the default slowing priors to the named set, applied to the
+        # fit's own (the defaults give the named set exactly; a user's are moved alike)
+        target = EFFECT_PRIOR_SETS[name.split()[0]]
+        factors = [t / d for t, d in zip(target, EFFECT_PRIOR_SETS["default"], strict=True)]
+        keys = (effect, "sd_patient", "sd_patient_cycle")
+        return {"priors": {k: _scaled(priors[k], f) for k, f in zip(keys, factors, strict=True)}}
     if name == "no natural change":
         return {"drift": False, "enrolment": None, "floors": "include"}
     if name == "additive":
