@@ -52,13 +52,18 @@ TRUE_THETA = {name: d["interval_effect"] for name, d in DESIGNS.items()}
 MODELS = {"default": {}, "old": {"drift": False, "enrolment": None, "floors": "include"},
           # the experimental four-domain model (needs item-level visits; the simulator's are);
           # not in the default --models: it takes minutes per fit
-          "domains": {"domains": True}}
+          "domains": {"domains": True},
+          # the slowing priors that were the default until 2026-11-30 (effect_priors("sceptical"))
+          "sceptical": {"priors": "sceptical"}}
 DEFAULT_MODELS = ["default", "old"]
+MAX_CYCLES = 4
 
 
 def _fit_row(data, truth, model_kw, seed):
-    from slopeshift import SlopeShiftModel
+    from slopeshift import SlopeShiftModel, effect_priors
 
+    if isinstance(model_kw.get("priors"), str):
+        model_kw = model_kw | {"priors": effect_priors(model_kw["priors"])}
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -80,6 +85,10 @@ def _fit_row(data, truth, model_kw, seed):
         "true_found": int((called & true_resp).sum()),
         "false_calls": int((called & ~true_resp).sum()),
         "max_p_cycle_gt_0": float(cyc["p_gt_0"].max()),
+        # each cycle's own P(rho_k > 0) (cycles the trial lacks: empty)
+        **{f"p_cycle{k}_gt_0": (float(pop.loc[f"rho_cycle[{k}]", "p_gt_0"])
+                                if f"rho_cycle[{k}]" in pop.index else None)
+           for k in range(1, MAX_CYCLES + 1)},
         "p_rho_bar_gt_0": float(pop.loc["rho_bar", "p_gt_0"]),
         "p_rho_bar_gt_025": float(pop.loc["rho_bar", f"p_gt_{THRESHOLD:g}"]),
         "rho_bar_mean": float(pop.loc["rho_bar", "mean"]),
@@ -132,6 +141,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         any_cycle_975=table["max_p_cycle_gt_0"] >= 0.975,
         theta_covers=(table["theta_lo"] <= table["scenario"].map(TRUE_THETA))
         & (table["theta_hi"] >= table["scenario"].map(TRUE_THETA)),
+        **{f"cycle{k}_ge_09": table[f"p_cycle{k}_gt_0"] >= 0.9
+           for k in range(1, MAX_CYCLES + 1) if f"p_cycle{k}_gt_0" in table},
         healthy=(table["max_r_hat"] <= 1.01) & (table["min_ess"] >= 400)
         & (table["divergences"] == 0),
     )
@@ -145,6 +156,12 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         "classical_share": sums["classical_declared"] / sums["classical_evaluable"],
         "true_found_share": sums["true_found"] / sums["true_responders"].clip(lower=1),
         "trials_any_cycle_p_gt0_ge_0.9": g["any_cycle"].mean(),
+        # the largest share over cycles of trials with P(rho_k > 0) >= 0.9, each cycle on its
+        # own (the per-cycle reading of "for any cycle"); NaN for runs without the columns
+        "worst_cycle_p_gt0_ge_0.9": (
+            pd.concat([g[c].mean() for c in t.columns if c.startswith("cycle")
+                       and c.endswith("_ge_09")], axis=1).max(axis=1)
+            if any(c.endswith("_ge_09") for c in t.columns) else float("nan")),
         "trials_any_cycle_p_gt0_ge_0.975": g["any_cycle_975"].mean(),
         "trials_rho_bar_p_gt0_ge_0.975": g["rho_bar_975"].mean(),
         "mean_p_rho_bar_gt_0.25": g["p_rho_bar_gt_025"].mean(),
