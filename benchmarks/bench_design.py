@@ -15,7 +15,8 @@ and every trial is fitted with the default model and the default decision rule
 with the same ``--out`` finishes an interrupted run.
 
     python benchmarks/bench_design.py --trials 200 --out design-200 \\
-        --csv benchmarks/results/design_grid_200.csv --figure docs/figures/design_grid.png
+        --csv benchmarks/results/design_grid_200_default_priors.csv \\
+        --figure docs/assets/figures/design-grid.png
 """
 
 from __future__ import annotations
