@@ -60,7 +60,7 @@ def main() -> None:
     rec = cal.records
     if "max_r_hat" in rec:
         print(f"fits with R-hat > 1.01: {(rec['max_r_hat'] > 1.01).sum()} of {len(rec)}")
-    for workers in (1, 2):
+    for workers in (1, 2) if args.speedup_trials > 0 else ():
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             calibrate(data, n_trials=args.speedup_trials, out_dir=tmp, workers=workers,

@@ -242,6 +242,13 @@ def test_prior_trial_is_seeded_and_keeps_the_design(example_data):
     assert truth["rho"].shape == (example_data.patients.shape[0], model.design.sizes["cycle"])
 
 
+def test_calibrate_needs_a_trial(example_data, tmp_path):
+    from slopeshift.study import calibrate
+
+    with pytest.raises(ValueError, match="n_trials must be at least 1, not 0"):
+        calibrate(example_data, 0, tmp_path)
+
+
 @pytest.mark.slow
 def test_calibrate_runs_a_small_study(example_data, tmp_path):
     from slopeshift.study import Calibration, calibrate

@@ -824,6 +824,8 @@ def calibrate(data: TrialData, n_trials: int, out_dir: str | Path, *, threshold:
 
     from slopeshift.study import run_study
 
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, not {n_trials}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     template = out / "template.pkl"
