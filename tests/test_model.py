@@ -218,6 +218,14 @@ def test_slowing_priors_are_weakly_informative_with_named_alternatives():
         effect_priors("optimistic")
     with pytest.raises(ValueError, match="typical slope"):
         effect_priors("default", "grip_strength", "additive")
+    # recognised again (the methods paragraph names the set), up to rounding
+    from slopeshift.priors import effect_prior_set
+    assert effect_prior_set(pri) == "default"
+    assert effect_prior_set({k: v.to_dict() for k, v in add.items()}, "fvc", "additive") == "wide"
+    scaled = sceptical | {"sd_patient_cycle": Prior("HalfNormal", sigma=0.3 * (0.2 / 0.3))}
+    assert effect_prior_set(scaled) == "sceptical"
+    assert effect_prior_set(sceptical | {"sd_patient": Prior("HalfNormal", sigma=0.4)}) is None
+    assert effect_prior_set(pri, "grip_strength", "additive") is None
     # usable as they are
     model = SlopeShiftModel(_tiny_data(), priors=sceptical)
     assert model.priors["sd_patient_cycle"] == sceptical["sd_patient_cycle"]

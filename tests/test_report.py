@@ -144,6 +144,7 @@ def test_methods_paragraph(report, small_fit):
     assert "relative to each patient's natural rate" in methods
     assert "R-hat (criterion \u2264 1.01)" in methods and "ESS \u2265 400" in methods
     assert "exceeded 25%" in methods
+    assert "(the slowing priors are slopeshift's \"default\" set, weakly informative)" in methods
     # flat run-ins: how they were handled is part of the methods
     assert "whose run-in did not establish decline" in methods
     assert methods == methods_paragraph(small_fit, 0.25)

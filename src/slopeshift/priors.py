@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pymc as pm
 
 __all__ = ["DOMAIN_KEYS", "EFFECT_PRIOR_SETS", "PRIOR_DISTS", "Prior", "default_priors",
-           "effect_priors", "resolve_priors"]
+           "effect_prior_set", "effect_priors", "resolve_priors"]
 
 #: Distributions a prior may use, with their parameter names.
 PRIOR_DISTS: dict[str, tuple[str, ...]] = {
@@ -211,6 +211,40 @@ def effect_priors(name: str = "default", outcome: str = "alsfrs_r",
     return {key: Prior("Normal", mu=0.0, sigma=rho * s),
             "sd_patient": Prior("HalfNormal", sigma=patient * s),
             "sd_patient_cycle": Prior("HalfNormal", sigma=patient_cycle * s)}
+
+
+def effect_prior_set(priors: Mapping, outcome: str = "alsfrs_r",
+                     parameterization: str = "ratio") -> str | None:
+    """The name of the named set of slowing priors that ``priors`` use, if any.
+
+    Parameters
+    ----------
+    priors : mapping of str to Prior or dict
+        A model's priors (e.g. ``fit.config["priors"]``).
+    outcome, parameterization : str
+        As in :func:`effect_priors`.
+
+    Returns
+    -------
+    str or None
+        ``"default"``, ``"sceptical"`` or ``"wide"`` when the three slowing priors are exactly
+        that set, else None (the user's own).
+    """
+    for name in EFFECT_PRIOR_SETS:
+        try:
+            wanted = effect_priors(name, outcome, parameterization)
+        except ValueError:
+            return None
+        if all(k in priors and _same_prior(Prior.from_value(priors[k]), v)
+               for k, v in wanted.items()):
+            return name
+    return None
+
+
+def _same_prior(a: Prior, b: Prior) -> bool:
+    """Equal distributions with parameters equal up to rounding (1e-9 relative)."""
+    return a.dist == b.dist and a.params.keys() == b.params.keys() and all(
+        math.isclose(a.params[k], b.params[k], rel_tol=1e-9, abs_tol=1e-12) for k in a.params)
 
 
 def default_priors(outcome: str, parameterization: str = "ratio",

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from slopeshift import plots
 from slopeshift.data import DAYS_PER_MONTH
 from slopeshift.fit import ESS_MIN, RHAT_MAX
-from slopeshift.priors import Prior
+from slopeshift.priors import Prior, effect_prior_set
 from slopeshift.summaries import CAVEAT, natural_history_note
 from slopeshift.tables import (
     cycle_table,
@@ -254,7 +254,11 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
         s.append(f"Scores were modelled with {resid}.")
     priors = "; ".join(f"{_PRIOR_LABELS.get(k, k)} {_prior_text(cfg['priors'][k])}"
                        for k in _used_priors(cfg))
-    s.append(f"Priors were: {priors}.")
+    named = effect_prior_set(cfg["priors"], fit.data.outcome,
+                             cfg["parameterization"])
+    s.append(f"Priors were: {priors}" + (
+        f" (the slowing priors are slopeshift's \"{named}\" set"
+        + (", weakly informative" if named == "default" else "") + ")" if named else "") + ".")
     target = info.get("target_accept")
     s.append(
         f"The posterior was sampled with {_SAMPLERS.get(info['sampler'], info['sampler'])}: "
