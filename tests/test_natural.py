@@ -213,3 +213,44 @@ def test_true_effect_halves_slopes_against_controls():
     post = s.groupby("arm")["post"].mean()
     ratio = post["treated"] / post["control"]
     assert 0.35 < ratio < 0.65
+
+
+def test_default_natural_history_priors_reproduce_the_published_figures():
+    """The model's own natural history, at its prior means, against the published figures.
+
+    Persistent rate ~ Normal(mu_beta, sd_beta), one independent drift per 6-month window
+    (sd_drift), the acceleration, and the published scatter (SD 1.7 points), on monthly visits
+    over two consecutive windows: what the default single-arm analysis assumes untreated
+    patients do. The tolerances are looser than the simulator's above: the priors summarise
+    the figures; they are not fitted to them (docs/model.md, "Natural change").
+    """
+    from slopeshift.priors import default_priors
+
+    pri = default_priors("alsfrs_r")
+    mu = pri["mu_beta"].params["mu"]
+    sd_beta = np.exp(pri["sd_beta"].params["mu"])     # LogNormal medians
+    sd_drift = np.exp(pri["sd_drift"].params["mu"])
+    acc = pri["acceleration"].params["mu"]
+    rng = np.random.default_rng(7)
+    n, t = 20_000, np.arange(13.0)
+    beta = rng.normal(mu, sd_beta, n)
+    r1 = beta + rng.normal(0.0, sd_drift, n) + acc * 3.0
+    r2 = beta + rng.normal(0.0, sd_drift, n) + acc * 9.0
+    mean = 40.0 + np.where(t < 6, r1[:, None] * t, r1[:, None] * 6 + r2[:, None] * (t - 6))
+    y = mean + rng.normal(0.0, 1.7, mean.shape)
+    visits = pd.DataFrame({"patient": np.repeat(np.arange(n), t.size),
+                           "time": np.tile(t, n), "alsfrs_r": y.ravel()})
+    st = window_statistics(visits)
+    assert -0.9 - 0.1 <= st["median_slope"] <= -0.7 + 0.1
+    assert st["slope_correlation"] == pytest.approx(0.3, abs=0.1)
+    assert st["mean_change"] == pytest.approx(-0.14, abs=0.05)
+    first, second = st["fastest_quarter"]
+    assert first == pytest.approx(-1.95, abs=0.15)
+    assert second == pytest.approx(-1.40, abs=0.15)
+    # regression to the mean priced in: the untreated "slowing" of the published figures
+    assert st["share_slowing_25"] == pytest.approx(0.38, abs=0.06)
+    assert st["share_slowing_25_fast_half"] == pytest.approx(0.50, abs=0.1)
+    assert st["share_worsening_25"] == pytest.approx(0.42, abs=0.05)
+    # the figure it misses: 11% of first-window slopes rise, where fewer than 3% do. Normal
+    # rates and drifts are symmetric; real slopes are skewed away from improvement.
+    assert 0.05 < st["share_rising"] < 0.16
