@@ -57,6 +57,7 @@ MODELS = {"default": {}, "old": {"drift": False, "enrolment": None, "floors": "i
           "sceptical": {"priors": "sceptical"}}
 DEFAULT_MODELS = ["default", "old"]
 MAX_CYCLES = 4
+ARMS = ("single", "two-arm")
 
 
 def _fit_row(data, truth, model_kw, seed):
@@ -109,7 +110,7 @@ def run_task(task: dict) -> list[dict]:
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     design = DESIGNS[task["scenario"]]
     rows = []
-    for arms in ("single", "two-arm"):
+    for arms in task.get("arms", ARMS):
         n_ctl = task["size"] if arms == "two-arm" else 0
         data, truth = simulate_realistic_trial(
             task["size"], n_controls=n_ctl, enrolment_max_slope="median",
@@ -183,6 +184,9 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/results/natural_history.csv")
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS),
                     help="models to fit (two-arm trials: default only)")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
+                    help="designs to simulate and fit (a trial already in --out is skipped "
+                         "whatever its designs)")
     args = ap.parse_args(argv)
     tasks = []
     for scenario, n_trials in (("no_effect", args.trials), ("effect", args.effect_trials)):
@@ -190,7 +194,7 @@ def main(argv=None):
             for trial in range(n_trials):
                 seed = 1000 * size + trial + (0 if scenario == "no_effect" else 500)
                 tasks.append({"scenario": scenario, "size": size, "trial": trial, "seed": seed,
-                              "models": args.models})
+                              "models": args.models, "arms": args.arms})
     out = Path(args.out)
     done = _read(out) if out.is_file() else pd.DataFrame()
     if len(done):

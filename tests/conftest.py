@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 
 import pytest
 
 from slopeshift import SlopeShiftModel, example_trial, simulate_trial
+
+# compiled models go to an on-disk cache of this test run (also for the examples and scripts
+# the tests run in child processes), not to the user's cache
+if "SLOPESHIFT_CACHE_DIR" not in os.environ:
+    os.environ["SLOPESHIFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="slopeshift-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -92,22 +93,111 @@ def test_a_constant_counts_by_value_a_data_variable_by_shape():
     assert key(1.0, np.ones(4), "x") != key(1.0, np.zeros(4), "x")
 
 
-def test_a_cached_compile_gives_the_numbers_of_a_fresh_one(example_data, other_data):
+def test_a_cached_compile_gives_the_numbers_of_a_fresh_one(example_data, other_data,
+                                                           monkeypatch, tmp_path):
+    monkeypatch.setenv("SLOPESHIFT_CACHE_DIR", str(tmp_path))
     cc.clear_cache()
-    _fit(SlopeShiftModel(example_data))  # compiles the structure
+    first = _fit(SlopeShiftModel(example_data))  # compiles the structure (and keeps it on disk)
+    assert first.fit_info["compiled_from"] == "compiled"
     assert cc.cache_info()["misses"] == 1
     reused = _fit(SlopeShiftModel(other_data))
     assert cc.cache_info()["hits"] == 1
+    assert reused.fit_info["compiled_from"] == "memory"
+    cc.clear_cache()
+    from_disk = _fit(SlopeShiftModel(other_data))
+    assert cc.cache_info() == {"entries": 1, "hits": 0, "disk_hits": 1, "misses": 0}
+    assert from_disk.fit_info["compiled_from"] == "disk"
+    monkeypatch.setenv("SLOPESHIFT_CACHE_DIR", "off")
     cc.clear_cache()
     fresh = _fit(SlopeShiftModel(other_data))
-    assert cc.cache_info() == {"entries": 1, "hits": 0, "misses": 1}
+    assert cc.cache_info() == {"entries": 1, "hits": 0, "disk_hits": 0, "misses": 1}
     for name in ("beta_pre", "rho_cycle", "rho", "sigma", "mu_beta"):
         np.testing.assert_array_equal(reused.posterior[name].values, fresh.posterior[name].values)
+        np.testing.assert_array_equal(from_disk.posterior[name].values,
+                                      fresh.posterior[name].values)
     # the coordinates are the new model's, and the data really were swapped in
     assert list(reused.posterior["patient"].values) == list(other_data.patients.index)
     p03 = reused.posterior["alpha"].sel(patient="P03").mean()
-    first = _fit(SlopeShiftModel(example_data)).posterior["alpha"].sel(patient="P03").mean()
-    assert float(p03 - first) == pytest.approx(2.0, abs=0.5)
+    assert float(p03 - first.posterior["alpha"].sel(patient="P03").mean()) == pytest.approx(
+        2.0, abs=0.5)
+
+
+_CHILD = """
+import os, sys, warnings
+warnings.simplefilter("ignore")
+from slopeshift import SlopeShiftModel, example_trial, compiled
+model = SlopeShiftModel(example_trial())
+if sys.argv[1] == "key":
+    print(compiled.structure_key(model.pymc_model))
+else:
+    fit = model.fit(draws=100, tune=150, chains=2, random_seed=4, progressbar=False, check=False)
+    print(fit.fit_info["compiled_from"], repr(float(fit.posterior["rho_bar"].values.sum())))
+"""
+
+
+def _child(*args: str) -> list[str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True,
+                          text=True, timeout=600, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.split()
+
+
+def test_the_key_is_the_same_in_another_process(example_data):
+    assert _child("key") == [cc.structure_key(SlopeShiftModel(example_data).pymc_model)]
+
+
+def test_a_fresh_process_loads_the_structure_from_disk_with_the_same_numbers(
+        example_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLOPESHIFT_CACHE_DIR", str(tmp_path))
+    cc.clear_cache()
+    here = _fit(SlopeShiftModel(example_data))
+    assert here.fit_info["compiled_from"] == "compiled"
+    assert len(list(tmp_path.glob("*/meta.pkl"))) == 1
+    source, value = _child("fit")
+    assert source == "disk"
+    assert value == repr(float(here.posterior["rho_bar"].values.sum()))
+
+
+def test_a_damaged_disk_entry_is_compiled_again(example_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLOPESHIFT_CACHE_DIR", str(tmp_path))
+    model = SlopeShiftModel(example_data)
+    init = model._sampler_starts(model.initial_values())
+    cc.clear_cache()
+    cc.nutpie_model(model, init, set())
+    (meta,) = tmp_path.glob("*/meta.pkl")
+    meta.write_bytes(b"not a pickle")
+    cc.clear_cache()
+    _, source = cc.nutpie_model(SlopeShiftModel(example_data), init, set())
+    assert source == "compiled"
+    cc.clear_cache()
+    _, source = cc.nutpie_model(SlopeShiftModel(example_data), init, set())
+    assert source == "disk"  # written again by that compile
+
+
+def test_the_disk_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLOPESHIFT_CACHE_DIR", str(tmp_path / "here"))
+    assert cc.disk_cache_dir() == tmp_path / "here"
+    for off in ("", "off", "0", "none"):
+        monkeypatch.setenv("SLOPESHIFT_CACHE_DIR", off)
+        assert cc.disk_cache_dir() is None
+    monkeypatch.delenv("SLOPESHIFT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cc.disk_cache_dir() == tmp_path / "slopeshift" / "compiled"
+
+
+def test_the_disk_cache_keeps_the_most_recently_used(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(cc, "MAX_DISK_ENTRIES", 2)
+    for i, name in enumerate("abc"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.pkl").write_bytes(b"")
+        os.utime(tmp_path / name / "meta.pkl", (time.time() + i, time.time() + i))
+    cc._prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "c"]
 
 
 def test_the_cache_keeps_the_most_recently_used(monkeypatch):
@@ -126,9 +216,9 @@ def test_without_nutpies_helpers_it_compiles_every_time(example_data, monkeypatc
     monkeypatch.setattr(cc, "_nutpie_helpers", lambda: None)
     cc.clear_cache()
     model = SlopeShiftModel(example_data)
-    _, hit = cc.nutpie_model(model, model.initial_values(), set())
-    _, hit_again = cc.nutpie_model(SlopeShiftModel(example_data), model.initial_values(), set())
-    assert not hit and not hit_again
+    _, source = cc.nutpie_model(model, model.initial_values(), set())
+    _, again = cc.nutpie_model(SlopeShiftModel(example_data), model.initial_values(), set())
+    assert source == again == "compiled"
     assert cc.cache_info()["misses"] == 2
 
 
@@ -161,7 +251,8 @@ def test_the_lean_compile_gives_the_same_density_and_gradient(example_data):
     np.testing.assert_allclose(start, plain.initial_point_func(0))
     rng = np.random.default_rng(3)
     for point in (start, start + rng.normal(0.0, 0.05, start.size)):
-        got, want = lean.logp_func(point), plain.logp_func(point)
+        # through the C callback that nutpie calls while sampling
+        got, want = cc.logp_and_gradient(lean, point), plain.logp_func(point)
         assert np.isfinite(want[0])
         np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-8, atol=1e-8)

@@ -119,15 +119,16 @@ def sample_model(
         from slopeshift.compiled import nutpie_model
 
         compiled = model._compiled.get("nutpie")
-        from_cache = compiled is not None
+        source = "model"
         if compiled is None:
-            # compiled once per structure and process; another model of the same structure
-            # (other data of the same sizes, other prior values) reuses it
+            # compiled once per structure (kept in memory and on disk); another model of the
+            # same structure (other data of the same sizes, other prior values) reuses it
             jitter = {rv for rv in pm_model.free_RVs if rv.name not in _UNJITTERED}
-            compiled, from_cache = nutpie_model(model, init, jitter)
+            compiled, source = nutpie_model(model, init, jitter)
             model._compiled["nutpie"] = compiled
         t1 = time.perf_counter()
-        timing = {"compile_seconds": round(t1 - t0, 2), "compiled_from_cache": from_cache}
+        timing = {"compile_seconds": round(t1 - t0, 2),
+                  "compiled_from_cache": source != "compiled", "compiled_from": source}
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores or chains, seed=seed,
             save_warmup=False, progress_bar=progressbar, target_accept=target_accept,
