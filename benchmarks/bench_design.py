@@ -50,10 +50,15 @@ def main() -> None:
     ap.add_argument("--out", default="design-bench", help="the study's store (resumable)")
     ap.add_argument("--csv", default=None, help="write the summary table here")
     ap.add_argument("--figure", default=None, help="write the operating-characteristics plot")
+    ap.add_argument("--only", default=None,
+                    help="run only the designs whose label contains this (e.g. two-arm)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     t = time.perf_counter()
-    table = design_grid(cells(), EFFECTS, args.trials, args.out, workers=args.workers,
+    grid = {k: v for k, v in cells().items() if args.only is None or args.only in k}
+    if not grid:
+        raise SystemExit(f"no design label contains {args.only!r}: {list(cells())}")
+    table = design_grid(grid, EFFECTS, args.trials, args.out, workers=args.workers,
                         seed=2026)
     wall = time.perf_counter() - t
     n = int(table["n_trials"].sum())

@@ -206,3 +206,60 @@ def test_report_states_natural_history_and_the_arm_contrast(two_arm_fit, tmp_pat
     assert "Natural drift of each patient" in html and "Enrolment:" in html
     assert "Treated minus control change of slope" in html
     assert (tmp_path / "arm_contrast_formatted.csv").is_file()
+
+
+def test_with_controls_both_arms_carry_the_same_deviations(two_arm):
+    """Controls' cycles carry the patient and patient-cycle deviations too (mean 0), and the
+    controls measure how the natural change depends on the rate; single-arm trials do not."""
+    data, _ = two_arm
+    model = SlopeShiftModel(data)
+    k = model._constants()
+    control = (data.patients["arm"] == "control").reindex(model.design["patient"].values)
+    has = k["has"] & ~model.design["floor"].values
+    assert not k["effect"][control.values].any()
+    np.testing.assert_array_equal(k["deviation"][control.values], has[control.values])
+    np.testing.assert_array_equal(k["deviation"][~control.values], k["effect"][~control.values])
+    names = {rv.name for rv in model.pymc_model.free_RVs}
+    assert "natural_ratio" in names
+    assert k["rate_ref"] == pytest.approx(np.nanmedian(model.design["runin_slope"].values))
+    single = SlopeShiftModel(simulate_realistic_trial(8, gaps=(3.0,), random_seed=5)[0])
+    assert "natural_ratio" not in {rv.name for rv in single.pymc_model.free_RVs}
+    np.testing.assert_array_equal(single._constants()["deviation"],
+                                  single._constants()["effect"])
+    # an untreated cohort alone (NaturalHistory.from_cohort) keeps the plain drift
+    cohort = TrialData(visits=data.visits, injections=data.injections,
+                       patients=data.patients.assign(arm="external"), outcome=data.outcome,
+                       time_kind=data.time_kind, dropped=data.dropped, covariates=[],
+                       notes=list(data.notes))
+    with pytest.warns(Warning, match="natural history only"):
+        alone = SlopeShiftModel(cohort, enrolment=None)
+    assert not alone._constants()["deviation"].any() and not alone._constants()["comparison"]
+    assert "natural_ratio" not in {rv.name for rv in alone.pymc_model.free_RVs}
+
+
+@pytest.mark.slow
+def test_a_two_arm_analysis_does_not_favour_the_arm_called_treated():
+    """No effect: calling the controls treated and the treated controls must give the opposite
+    answer, P(rho_bar > 0) + P(rho_bar > 0 | arms swapped) = 1. Before both arms carried the
+    same deviations, this trial (the two-arm benchmark's no-effect trial 2, 60 + 60) gave 1.40:
+    the controls' own rates absorbed their changes after the first injection, the treated's
+    went to the slowing."""
+    data, _ = simulate_realistic_trial(
+        60, n_controls=60, enrolment_max_slope="median", random_seed=110_002, effect=0.0,
+        effect_sd=0.0, interval_effect=0.0, gaps=(3.0,), runin_months=6.0, followup_months=6.0)
+    patients = data.patients[["arm"]].reset_index()
+    patients["arm"] = np.where(patients["arm"] == "treated", "control", "treated")
+    items = [c for c in data.visits.columns if c[0] in "qr" and c[1:].isdigit()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        swapped = TrialData.from_frames(data.visits[["patient", "time", *items]],
+                                        data.injections[["patient", "time", "cycle"]], patients)
+    p = []
+    for d in (data, swapped):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = SlopeShiftModel(d).fit(draws=1000, tune=1000, chains=4, random_seed=60_002,
+                                         progressbar=False, check=False)
+        pop = fit.population(0.25).set_index("quantity")
+        p.append(float(pop.loc["rho_bar", "p_gt_0"]))
+    assert p[0] + p[1] == pytest.approx(1.0, abs=0.1)

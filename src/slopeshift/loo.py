@@ -62,7 +62,8 @@ LADDER: dict[str, dict[str, Any]] = {
 }
 
 _SAMPLED = ("mu_alpha", "sd_alpha", "mu_beta", "sd_beta", "theta", "sigma", "sd_patient",
-            "sd_patient_cycle", "sd_drift", "acceleration", "natural_cycle", "jump", "sd_jump",
+            "sd_patient_cycle", "sd_drift", "acceleration", "natural_cycle", "natural_ratio",
+            "jump", "sd_jump",
             "gamma", "rho_cycle", "delta_cycle")
 
 

@@ -313,11 +313,20 @@ class SlopeShiftModel:
         x_all = np.column_stack([x_cyc, x_pre] + ([d["x_jump"].values] if self.config["jump"]
                                                   else []))
         cell = has & effect[:, None]
+        control = has & ~effect[:, None]  # cycles of controls (sham injections, external)
         if self.config["floors"] == "exclude":
             cell = cell & ~d["floor"].values
+            control = control & ~d["floor"].values
         self._consts = {
             "has": has,
             "effect": cell.astype(float),  # patient x cycle: the cell carries a treatment effect
+            # the cells whose slope carries the patient and patient-cycle deviations u_i, e_ik
+            # (loaded on the natural rate): the treated cells and, with controls beside them,
+            # the controls' too (mean 0: no slowing), so that both arms' changes after the
+            # first injection have the same form and the slowing is only the difference of
+            # their means (an untreated cohort alone keeps plain drift: NaturalHistory)
+            "deviation": (cell | (control if cell.any() else False)).astype(float),
+            "comparison": bool(cell.any() and (has & ~effect[:, None]).any()),
             "g_dev": np.where(known, g_c - g_mean, 0.0),  # from the cycle's mean interval
             "g_mean": g_mean,
             "x_std": (x - x.mean(axis=0)) / np.where(sd_x > 0, sd_x, 1.0),
@@ -338,10 +347,14 @@ class SlopeShiftModel:
             # lasting-floor cells (floors="exclude"): their slope gets a vague deviation of its
             # own (SD floor_sd), so that a total stuck at a domain floor says next to nothing
             # about the natural change, the drift or the slowing of the other cells
-            "floor_cell": (has & d["floor"].values & effect[:, None]).astype(float)
+            # (controls' cells as the treated's: else a control's flattening at a floor would
+            # inform the natural change that the treated are measured against)
+            "floor_cell": (has & d["floor"].values).astype(float)
             if self.config["floors"] == "exclude" else np.zeros(has.shape),
             "floor_sd": 3.0 * self._median_rate(),
             "controls": bool((has & ~effect[:, None]).any()),
+            # the rate at which the controls' natural change a_k is measured (natural_ratio)
+            "rate_ref": self._median_slope(),
             "accel_shift": self._accel_shift(cell),
             "shift_unit": self._shift_unit(),
             # slowing="common": the cycles' average mean interval, and the weights of the
@@ -363,7 +376,7 @@ class SlopeShiftModel:
 
     #: constants that steer how the graph is built (Python-level decisions); every other
     #: constant enters the graph as data (see :meth:`_graph_constants`)
-    _STRUCTURAL = ("controls", "enrolled")
+    _STRUCTURAL = ("controls", "enrolled", "comparison")
 
     def _graph_constants(self) -> _GraphConstants:
         """:meth:`_constants` as inputs of the graph rather than constants folded into it.
@@ -454,6 +467,11 @@ class SlopeShiftModel:
         lam = self._constants()["beta_centring"]
         return lam * mu_beta + (np.asarray(beta) - mu_beta) * sd_beta ** (lam - 1.0)
 
+    def _median_slope(self) -> float:
+        """The median run-in least-squares slope (units/month, signed; 0 without any)."""
+        slope = self.design["runin_slope"].values
+        return float(np.nanmedian(slope)) if np.isfinite(slope).any() else 0.0
+
     def _median_rate(self) -> float:
         """|median run-in least-squares slope| (units/month), at least 0.1."""
         slope = self.design["runin_slope"].values
@@ -511,13 +529,20 @@ class SlopeShiftModel:
 
         The persistent run-in rate beta_i0 plus the systematic change over the months from the
         middle of the run-in to the middle of the cycle, plus (with controls) the change that
-        the controls measure in that cycle; all scaled by the cycle's floor factor (the share
-        of the run-in decline that items not yet at 0 can carry; 1 without item floors).
+        the controls measure in that cycle, a_k + c_k (beta_i0 - b_ref): a_k at the median
+        run-in rate b_ref and c_k per unit of rate away from it (``natural_ratio``); all
+        scaled by the cycle's floor factor (the share of the run-in decline that items not yet
+        at 0 can carry; 1 without item floors).
         """
         n = beta_pre[..., None] + 0.0 * k["natural_time"]
         if self.config["drift"]:
             n = (n + xp["acceleration"][..., None, None] * k["natural_time"]
                  + xp["natural_cycle"][..., None, :])
+            if xp.get("natural_ratio") is not None:
+                # with controls: the natural change also grows with the patient's own rate
+                # (faster decliners change more), measured by the controls
+                n = n + xp["natural_ratio"][..., None, :] * (beta_pre[..., None]
+                                                             - k["rate_ref"])
         return n * k["floor_factor"]
 
     def _build(self) -> pm.Model:
@@ -590,6 +615,14 @@ class SlopeShiftModel:
                 # stray from the published natural history (informative prior natural_shift)
                 shift_key = "natural_cycle" if k["controls"] else "natural_shift"
                 nat["natural_cycle"] = self._prior(shift_key).create("natural_cycle", dims="cycle")
+                if k["comparison"]:
+                    # controls also measure how the natural change depends on the rate: the
+                    # slowing is then what the treated show beyond it, also where faster
+                    # decliners change more (regression to the mean, floors, a pace that
+                    # drifts in proportion to itself), which would otherwise look like a
+                    # proportional slowing of the treated only
+                    nat["natural_ratio"] = self._prior("natural_ratio").create(
+                        "natural_ratio", dims="cycle")
             n_k = d.sizes["cycle"]
             if slowing == "per_cycle":
                 eff_at_mean = self._at_mean(pm.Flat(f"{key}_at_mean_interval", dims="cycle"),
@@ -618,7 +651,8 @@ class SlopeShiftModel:
             T = k["effect"]
             fixed_slope = natural * (1.0 - T * m) if ratio else natural + T * m
             # load_ik: how one unit of slowing deviation moves the slope (0 without an effect)
-            load = -natural * T if ratio else T + 0.0 * natural
+            D = k["deviation"]
+            load = -natural * D if ratio else D + 0.0 * natural
 
             # population: patient-month weighted slowing, and a new patient's predictive slowing
             if ratio:
@@ -900,7 +934,8 @@ class SlopeShiftModel:
             return posterior[name].values.reshape(n, *posterior[name].shape[2:])
 
         names = ["alpha", "beta_pre", "theta", "sd_patient", "sd_patient_cycle", "sigma"]
-        names += [v for v in ("gamma", "acceleration", "natural_cycle", "sd_drift", "jump",
+        names += [v for v in ("gamma", "acceleration", "natural_cycle", "natural_ratio",
+                              "sd_drift", "jump",
                               "sd_jump", "mu_alpha", "sd_alpha", "mu_beta", "sd_beta")
                   if v in posterior]
         par = {v: arr(v) for v in names}
@@ -930,10 +965,11 @@ class SlopeShiftModel:
         m = p["m_at_mean"][:, None, :] + p["theta"][:, None, None] * k["g_dev"][None]
         if "gamma" in p and self.config["slowing"] != "none":
             m = m + (p["gamma"] @ k["x_std"].T)[:, :, None]
-        natural = self._natural(beta, k, {n: p[n] for n in ("acceleration", "natural_cycle")
-                                          if n in p})
+        natural = self._natural(beta, k, {n: p[n] for n in ("acceleration", "natural_cycle",
+                                                            "natural_ratio") if n in p})
         fixed = natural * (1.0 - T * m) if ratio else natural + T * m
-        load = -natural * T if ratio else T + 0.0 * natural
+        D = k["deviation"]
+        load = -natural * D if ratio else D + 0.0 * natural
         n_k = T.shape[1]
         # the residual products from each patient's moments of (z, y) (see _moments): no
         # work per visit unless the scores' mean itself is asked for (density=False)

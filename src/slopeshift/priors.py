@@ -48,6 +48,10 @@ PRIOR_DOCS: dict[str, str] = {
                     "(units/month per month; negative = decline speeds up)",
     "natural_cycle": "natural change of the rate in each cycle that a control arm measures "
                      "(units/month; with controls)",
+    "natural_ratio": "with controls: the natural change in each cycle per unit of the "
+                     "patient's persistent rate away from the median run-in rate (unitless; "
+                     "0.2 = a patient declining 1 unit/month faster changes 0.2 units/month "
+                     "more)",
     "natural_shift": "without controls: how far the natural change of this trial's patients "
                      "in each cycle may differ from the published natural history, beyond the "
                      "acceleration (units/month)",
@@ -320,6 +324,11 @@ def default_priors(outcome: str, parameterization: str = "ratio",
         "gamma": Prior("Normal", mu=0.0, sigma=0.2),
         "nu": Prior("Gamma", alpha=2.0, beta=0.1),
     }
+    if natural:
+        # with controls: how the natural change depends on the rate (unitless, any outcome);
+        # weakly informative: a patient 1 unit/month faster than the median changes by up to
+        # about 1 unit/month more or less per cycle
+        common["natural_ratio"] = Prior("Normal", mu=0.0, sigma=0.5)
     if parameterization == "ratio":
         effect = effect_priors("default", outcome, parameterization) | {
             "theta": Prior("Normal", mu=0.0, sigma=0.1),
@@ -358,8 +367,8 @@ def required_keys(parameterization: str, natural: bool = True,
     if domains:
         keys = [k for k in keys if k not in _TOTAL_ONLY + ("jump", "sd_jump")]
         keys += list(DOMAIN_KEYS)
-    return keys + (["sd_drift", "acceleration", "natural_cycle", "natural_shift"] if natural
-                   else [])
+    return keys + (["sd_drift", "acceleration", "natural_cycle", "natural_ratio",
+                    "natural_shift"] if natural else [])
 
 
 def resolve_priors(

@@ -77,6 +77,8 @@ _PRIOR_LABELS = {
     "natural_cycle": "natural change of the rate in each cycle beyond the acceleration "
                      "(measured by controls; otherwise the natural_shift prior)",
     "natural_shift": "prior SD of a single-arm trial's own natural change per cycle",
+    "natural_ratio": "with controls: change of each cycle's natural change per unit of the "
+                     "patient's rate (unitless)",
 }
 #: Above this many patients the report leaves the per-patient forest plot out.
 _MAX_FOREST = 200
@@ -125,7 +127,7 @@ def _used_priors(config: dict) -> list[str]:
     if config.get("jump"):
         keys += ["jump", "sd_jump"]
     if config.get("drift"):
-        keys += ["sd_drift", "acceleration", "natural_cycle", "natural_shift"]
+        keys += ["sd_drift", "acceleration", "natural_cycle", "natural_ratio", "natural_shift"]
     return [k for k in keys if k in config["priors"]]
 
 
@@ -427,7 +429,10 @@ def _html_table(df: pd.DataFrame, index: bool = False) -> str:
 def _png(fig: Figure, dpi: int) -> str:
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        # a figure laid out by Matplotlib's layout engine is already tight; bbox_inches="tight"
+        # would draw it once more only to measure it (a second or more for the trajectories)
+        tight = None if fig.get_layout_engine() is not None else "tight"
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches=tight)
     finally:
         plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -455,6 +460,7 @@ _DIAGNOSED_LABELS = {
     "sd_drift": "SD of the natural drift of a patient's rate between periods (per month)",
     "acceleration": "systematic change of the natural rate (per month, per month)",
     "natural_cycle": "natural change of the rate in each cycle beyond the acceleration",
+    "natural_ratio": "how each cycle's natural change grows with the patient's rate",
     "sigma": "residual SD",
     "nu": "Student-t degrees of freedom",
     "jump": "mean acute change at an injection",

@@ -259,7 +259,7 @@ _PRIOR_OF = {"mu_alpha": "mu_alpha", "sd_alpha": "sd_alpha", "mu_beta": "mu_beta
              "sd_beta": "sd_beta", "theta": "theta", "gamma": "gamma", "sigma": "sigma",
              "nu": "nu", "sd_drift": "sd_drift", "acceleration": "acceleration",
              "sd_patient": "sd_patient", "sd_patient_cycle": "sd_patient_cycle",
-             "jump": "jump", "sd_jump": "sd_jump"}
+             "jump": "jump", "sd_jump": "sd_jump", "natural_ratio": "natural_ratio"}
 
 
 def log_prior(fit: FitResult) -> xr.Dataset:

@@ -68,7 +68,11 @@ def natural_history_note(config: dict) -> str:
                 f"natural rate with prior {_prior_text(pri.get('acceleration'))} per month "
                 "(published natural history of placebo-treated ALS patients; docs/model.md); "
                 "without controls, each cycle's natural change may stray from it with prior "
-                f"{_prior_text(pri.get('natural_shift'))} per month.")
+                f"{_prior_text(pri.get('natural_shift'))} per month; with controls, the controls "
+                "measured each cycle's natural change, both at the median run-in rate and how "
+                "it grew with the patient's own rate (prior "
+                f"{_prior_text(pri.get('natural_ratio'))} per unit of rate), and the slowing is "
+                "what the treated showed beyond it.")
         if config.get("domains"):
             text += (" Floors: the four ALSFRS-R domains were modelled, each censored at 0, so a "
                      "domain at its floor did not flatten the decline.")
