@@ -314,6 +314,9 @@ class SlopeShiftModel:
                                                   else []))
         cell = has & effect[:, None]
         control = has & ~effect[:, None]  # cycles of controls (sham injections, external)
+        # controls beside treated patients: the two arms' changes get the same model
+        comparison = bool(cell.any() and control.any())
+        floor = has & d["floor"].values & (effect[:, None] | comparison)
         if self.config["floors"] == "exclude":
             cell = cell & ~d["floor"].values
             control = control & ~d["floor"].values
@@ -325,8 +328,8 @@ class SlopeShiftModel:
             # the controls' too (mean 0: no slowing), so that both arms' changes after the
             # first injection have the same form and the slowing is only the difference of
             # their means (an untreated cohort alone keeps plain drift: NaturalHistory)
-            "deviation": (cell | (control if cell.any() else False)).astype(float),
-            "comparison": bool(cell.any() and (has & ~effect[:, None]).any()),
+            "deviation": (cell | (control & comparison)).astype(float),
+            "comparison": comparison,
             "g_dev": np.where(known, g_c - g_mean, 0.0),  # from the cycle's mean interval
             "g_mean": g_mean,
             "x_std": (x - x.mean(axis=0)) / np.where(sd_x > 0, sd_x, 1.0),
@@ -347,9 +350,9 @@ class SlopeShiftModel:
             # lasting-floor cells (floors="exclude"): their slope gets a vague deviation of its
             # own (SD floor_sd), so that a total stuck at a domain floor says next to nothing
             # about the natural change, the drift or the slowing of the other cells
-            # (controls' cells as the treated's: else a control's flattening at a floor would
-            # inform the natural change that the treated are measured against)
-            "floor_cell": (has & d["floor"].values).astype(float)
+            # (with controls beside the treated, the controls' too: else a control's flattening
+            # at a floor would inform the natural change that the treated are measured against)
+            "floor_cell": floor.astype(float)
             if self.config["floors"] == "exclude" else np.zeros(has.shape),
             "floor_sd": 3.0 * self._median_rate(),
             "controls": bool((has & ~effect[:, None]).any()),
@@ -650,7 +653,9 @@ class SlopeShiftModel:
             natural = self._natural(beta_pre, k, nat)
             T = k["effect"]
             fixed_slope = natural * (1.0 - T * m) if ratio else natural + T * m
-            # load_ik: how one unit of slowing deviation moves the slope (0 without an effect)
+            # load_ik: how one unit of the patient (u_i) or patient-cycle (e_ik) deviation moves
+            # the slope (0 outside the deviation cells: the treated's and, with treated patients
+            # beside them, the controls')
             D = k["deviation"]
             load = -natural * D if ratio else D + 0.0 * natural
 
