@@ -5,9 +5,10 @@ bundled trial in a fresh process; sampling it takes about 1 s.
 :class:`~slopeshift.SlopeShiftModel` builds its graph with every data array and every prior
 parameter as a PyTensor *shared variable* (an input of the compiled function, not a constant
 folded into it), so two models that differ only in their data or their prior values have the
-same graph. :func:`nutpie_model` compiles the first
-and, for every later model of the same structure, swaps the new data into the compiled function
-(nutpie's ``with_data``) instead of compiling again.
+same graph. :func:`nutpie_model` compiles the first and, for every later model of the same
+structure, points the compiled function at the new data instead of compiling again: nutpie's
+C callbacks are generated here (:data:`_WRAPPER`) to read every data input through nutpie's
+user-data pointer, an array of addresses.
 
 The structure key is a hash of the model's whole PyMC graph: every operation, every constant's
 value, every shared variable's name, type and shape (not its value), the transforms and the
@@ -15,8 +16,11 @@ sampler options. Anything that would make the compiled function differ makes the
 so a cached function is never used for a model it does not compute; the numbers are identical,
 draw for draw, whether the compiled model came from the cache or not (tested).
 
-Compiled Numba code is also cached on disk by PyTensor (in its compile directory), which is what
-makes the first compile of a fresh process faster after the first ever.
+Because those callbacks hold no address of their own, Numba caches them on disk
+(:func:`disk_cache_dir`): a later process loads a structure's machine code in a fraction of a
+second instead of compiling it. Everything is compiled without fast-math, so that a seed gives
+the same numbers, draw for draw, whether the model was compiled cold, compiled with PyTensor's
+own disk cache warm, or loaded (tested in a child process).
 
 Some PyTensor rewrites are skipped when compiling for nutpie (:data:`SKIPPED_REWRITES`,
 :func:`lean_numba_mode`): a shorter compile and a faster gradient, the same log density.
@@ -179,14 +183,14 @@ def nutpie_model(model: SlopeShiftModel, initial_points: dict, jitter_rvs: set):
                                  skipped=SKIPPED_REWRITES)
     entry, source = _lookup(key), "memory"
     folder = disk_cache_dir() if stable else None
-    if entry is None and folder is not None and _nutpie_helpers() is not None:
-        entry, source = _CompiledStructure.load(folder / _disk_name(key)), "disk"
+    place = None if folder is None else folder / _disk_name(key)
+    if entry is None and place is not None and _nutpie_helpers() is not None:
+        entry, source = _CompiledStructure.load(place), "disk"
     if entry is None:
         try:
             if _nutpie_helpers() is None:
                 raise _Unsupported("this nutpie lacks the helpers")
-            entry, source = _CompiledStructure.compile(
-                pm_model, None if folder is None else folder / _disk_name(key)), "compiled"
+            entry, source = _CompiledStructure.compile(pm_model, place), "compiled"
         except _Unsupported:
             # a model or a nutpie that the generated callbacks cannot serve: nutpie's own
             # compile, every time (no cache)
