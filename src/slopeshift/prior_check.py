@@ -89,7 +89,6 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
         if k["comparison"]:
             ratio_k = draw("natural_ratio", (n_k,))
             natural = natural + ratio_k[:, None, :] * (beta[:, :, None] - k["rate_ref"])
-
         drift = sd_d[:, None, None] * rng.standard_normal((draws, n_p, n_k))
     natural = natural * k["floor_factor"]
     u = sd_p[:, None] * rng.standard_normal((draws, n_p))
