@@ -85,6 +85,21 @@ def test_save_load_round_trip_gives_identical_tables(small_fit, example_model, t
     assert loaded.data.patients["treated"].dtype == bool
 
 
+def test_tables_are_computed_once_and_handed_out_as_copies(small_fit):
+    from slopeshift.summaries import population_table
+
+    first = small_fit.population(0.25)
+    first.loc[:, "mean"] = np.nan  # a caller editing its table ...
+    first.attrs["note"] = "edited"
+    again = small_fit.population(0.25)  # ... does not change the next caller's
+    pd.testing.assert_frame_equal(again, population_table(small_fit.idata, 0.25))
+    assert again.attrs.get("note") != "edited"
+    assert ("population", 0.25) in small_fit._tables
+    # a sequence of thresholds is its own entry, and equal to the uncached table
+    pd.testing.assert_frame_equal(small_fit.population([0.2, 0.25]),
+                                  population_table(small_fit.idata, [0.2, 0.25]))
+
+
 def test_load_refuses_other_configuration(small_fit, example_data, tmp_path):
     path = small_fit.save(tmp_path / "fit.nc")
     other = SlopeShiftModel(example_data, interval_ref=4.0)

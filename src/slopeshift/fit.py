@@ -217,6 +217,9 @@ class FitResult:
         self.config = config
         self.fit_info = fit_info
         self._diagnostics: pd.DataFrame | None = None  # computed once (thousands of ESS)
+        # tables computed once per fit and arguments (a report asks for the same table from
+        # several places); callers get copies, so editing one cannot change the next
+        self._tables: dict[tuple, pd.DataFrame] = {}
         if design is not None:
             self.idata["design"] = xr.DataTree(design)
 
@@ -408,35 +411,47 @@ class FitResult:
                                           strict=True) if t and v > prob]
 
     # ------------------------------------------------------------------ tables
+    def _table(self, name: str, func, *args) -> pd.DataFrame:
+        """``func(self.idata, *args)``, computed once per fit and arguments, as a copy."""
+        key = (name, *(tuple(a) if isinstance(a, (list, tuple, np.ndarray)) else a
+                       for a in args))
+        try:
+            hash(key)
+        except TypeError:  # unhashable arguments: not cached
+            return func(self.idata, *args)
+        if key not in self._tables:
+            self._tables[key] = func(self.idata, *args)
+        return self._tables[key].copy()
+
     def slowing(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
         """Per patient and cycle slowing rho_ik; see :func:`slopeshift.summaries.slowing_table`."""
         from slopeshift.summaries import slowing_table
 
-        return slowing_table(self.idata, threshold)
+        return self._table("slowing", slowing_table, threshold)
 
     def patients(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
         """Per patient overall slowing; see :func:`slopeshift.summaries.patient_table`."""
         from slopeshift.summaries import patient_table
 
-        return patient_table(self.idata, threshold)
+        return self._table("patients", patient_table, threshold)
 
     def cycles(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
         """Per cycle population slowing and responders; see :func:`summaries.cycle_table`."""
         from slopeshift.summaries import cycle_table
 
-        return cycle_table(self.idata, threshold)
+        return self._table("cycles", cycle_table, threshold)
 
     def population(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
         """Population slowing; see :func:`slopeshift.summaries.population_table`."""
         from slopeshift.summaries import population_table
 
-        return population_table(self.idata, threshold)
+        return self._table("population", population_table, threshold)
 
     def responders(self, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
         """Distribution of the number of responders; see :func:`summaries.responder_table`."""
         from slopeshift.summaries import responder_table
 
-        return responder_table(self.idata, threshold)
+        return self._table("responders", responder_table, threshold)
 
     def arm_contrast(self) -> pd.DataFrame:
         """Treated minus control change of slope (points/month), per cycle and overall.
@@ -445,7 +460,7 @@ class FitResult:
         """
         from slopeshift.summaries import arm_contrast_table
 
-        return arm_contrast_table(self.idata)
+        return self._table("arm_contrast", arm_contrast_table)
 
     def interval_effect(
         self, threshold: float | Sequence[float] = 0.25,
@@ -454,7 +469,7 @@ class FitResult:
         """Interval effect theta and predicted slowing; see :func:`summaries.interval_table`."""
         from slopeshift.summaries import interval_table
 
-        return interval_table(self.idata, threshold, intervals)
+        return self._table("interval_effect", interval_table, threshold, intervals)
 
     def classical(self, threshold: float = 0.25) -> pd.DataFrame:
         """The classical per-patient analysis beside the Bayesian one.

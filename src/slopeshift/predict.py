@@ -59,6 +59,39 @@ def _month_grid(design: xr.Dataset, patient: str) -> np.ndarray:
     return np.unique(np.concatenate([np.linspace(t.min(), t.max(), _N_GRID), tau]))
 
 
+def _patient_draws(post: xr.DataTree | xr.Dataset, name: str, pos: int) -> np.ndarray:
+    """Draws of one patient's element(s) of a posterior variable: (chain, draw[, cycle])."""
+    var = post[name]
+    order = [*SAMPLE, "patient", *[dim for dim in var.dims if dim not in (*SAMPLE, "patient")]]
+    return np.asarray(var.transpose(*order).values[:, :, pos])
+
+
+def _trajectory_values(post: xr.DataTree | xr.Dataset, d: xr.Dataset, patient: str,
+                       grid: np.ndarray) -> np.ndarray:
+    """mu_i(t) draws on ``grid`` (chain x draw x month), in NumPy: one patient's bands are
+    computed for every panel of the trajectory figure, and xarray's per-operation cost was
+    most of their time."""
+    pos = int(np.flatnonzero(d["patient"].values == patient)[0])
+    t = np.asarray(grid, dtype=float)
+    runin = "slope_runin" if "slope_runin" in post else "beta_pre"
+    mu = (_patient_draws(post, "alpha", pos)[..., None]
+          + _patient_draws(post, runin, pos)[..., None] * np.minimum(t, 0.0))
+    has = d["has_cycle"].transpose("patient", "cycle").values[pos].astype(bool)
+    if has.any():
+        tau = d["injection_month"].transpose("patient", "cycle").values[pos]
+        length = d["cycle_length"].transpose("patient", "cycle").values[pos].astype(float)
+        length = np.where(np.arange(has.size) == np.flatnonzero(has)[-1], np.inf, length)
+        exposure = np.where(has[:, None],
+                            np.clip(t[None, :] - tau[:, None], 0.0, length[:, None]), 0.0)
+        slope = np.where(has, _patient_draws(post, "slope", pos), 0.0)
+        mu = mu + np.einsum("cdk,km->cdm", slope, exposure)
+        if "jump_patient" in post:
+            after = (has[:, None] & (t[None, :] >= tau[:, None])).astype(float)
+            jump = np.where(has, _patient_draws(post, "jump_patient", pos), 0.0)
+            mu = mu + np.einsum("cdk,km->cdm", jump, after)
+    return mu
+
+
 def trajectory_draws(
     idata: xr.DataTree, patient: str, months: Sequence[float] | np.ndarray | None = None
 ) -> xr.DataArray:
@@ -89,25 +122,15 @@ def trajectory_draws(
         If ``patient`` is not in the fit or ``months`` is empty or not finite.
     """
     d = _design(idata)
-    post = _posterior(idata)
     p = _patient_label(d, patient)
     grid = _month_grid(d, p) if months is None else np.asarray(months, dtype=float).ravel()
     if grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("months must be a non-empty sequence of finite numbers (months).")
-    t = xr.DataArray(grid, dims="month", coords={"month": grid})
-
-    mu = post["alpha"].sel(patient=p) + _runin_slope(post).sel(patient=p) * np.minimum(t, 0.0)
-    has = d["has_cycle"].sel(patient=p)
-    if has.any():
-        tau = d["injection_month"].sel(patient=p)
-        last = d["cycle"] == d["cycle"].values[has.values][-1]
-        length = d["cycle_length"].sel(patient=p).where(~last, np.inf)
-        exposure = (t - tau).clip(0.0, length).where(has, 0.0)
-        mu = mu + (post["slope"].sel(patient=p).where(has, 0.0) * exposure).sum("cycle")
-        if "jump_patient" in post:
-            after = (t >= tau).where(has, False).astype(float)
-            mu = mu + (post["jump_patient"].sel(patient=p).where(has, 0.0) * after).sum("cycle")
-    mu = mu.drop_vars("patient", errors="ignore").transpose(*SAMPLE, "month")
+    post = idata["posterior"]
+    values = _trajectory_values(post, d, p, grid)
+    mu = xr.DataArray(values, dims=(*SAMPLE, "month"),
+                      coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                              "month": grid})
     mu.name = "mu"
     mu.attrs = {"patient": p, "units": "outcome units (ALSFRS-R points)",
                 "month_units": "months since the patient's first injection"}
@@ -135,10 +158,11 @@ def trajectory_bands(
         ``ci_25``, ``ci_75``, ``ci_97.5`` of mu_i(t), all in outcome units (ALSFRS-R points).
     """
     draws = trajectory_draws(idata, patient, months)
-    q = draws.quantile(list(BAND_PROBS), SAMPLE)
-    out = pd.DataFrame({"month": draws["month"].values, "mean": draws.mean(SAMPLE).values})
-    for prob in BAND_PROBS:
-        out[f"ci_{100 * prob:g}"] = q.sel(quantile=prob).values
+    flat = draws.values.reshape(-1, draws.sizes["month"])
+    q = np.quantile(flat, list(BAND_PROBS), axis=0)
+    out = pd.DataFrame({"month": draws["month"].values, "mean": flat.mean(axis=0)})
+    for prob, row in zip(BAND_PROBS, q, strict=True):
+        out[f"ci_{100 * prob:g}"] = row
     return out
 
 
