@@ -132,3 +132,25 @@ def test_report_shows_a_given_sensitivity_table(small_fit, tmp_path):
     assert "Power-scaling of the priors" in plain
     # a comparison table given is shown in its own section
     assert "Model comparison" not in plain
+
+
+@pytest.mark.parametrize("prior", [
+    {"dist": "Normal", "mu": 0.3, "sigma": 0.5}, {"dist": "HalfNormal", "sigma": 0.7},
+    {"dist": "StudentT", "nu": 4, "mu": -1, "sigma": 2},
+    {"dist": "HalfStudentT", "nu": 3, "sigma": 1.5},
+    {"dist": "LogNormal", "mu": -0.69, "sigma": 0.25}, {"dist": "Gamma", "alpha": 2, "beta": 0.1},
+    {"dist": "Exponential", "lam": 2.0}])
+def test_prior_log_density_is_pymcs(prior):
+    """log_prior's densities (SciPy, no compile per call) equal PyMC's, support included."""
+    import numpy as np
+    import pymc as pm
+
+    from slopeshift.priors import Prior
+    from slopeshift.sensitivity import _log_density
+
+    p = Prior.from_value(prior)
+    x = np.array([-1.5, -0.1, 0.0, 0.02, 0.7, 3.0, 40.0])
+    ours, theirs = _log_density(p, x), np.asarray(pm.logp(p.as_dist(), x).eval())
+    assert np.array_equal(np.isfinite(ours), np.isfinite(theirs))
+    finite = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-7, atol=1e-7)
