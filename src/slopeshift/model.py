@@ -527,7 +527,7 @@ class SlopeShiftModel:
         """Whether the slowing effects u_i, e_ik are integrated out (Normal likelihood)."""
         return self.config["effects"] == "marginal"
 
-    def _natural(self, beta_pre, k: dict, xp):
+    def _natural(self, beta_pre, k: dict, xp, floors: bool = True):
         """The natural rate of each patient in each cycle (points/month; patient x cycle).
 
         The persistent run-in rate beta_i0 plus the systematic change over the months from the
@@ -535,7 +535,7 @@ class SlopeShiftModel:
         the controls measure in that cycle, a_k + c_k (beta_i0 - b_ref): a_k at the median
         run-in rate b_ref and c_k per unit of rate away from it (``natural_ratio``); all
         scaled by the cycle's floor factor (the share of the run-in decline that items not yet
-        at 0 can carry; 1 without item floors).
+        at 0 can carry; 1 without item floors), unless ``floors`` is False.
         """
         n = beta_pre[..., None] + 0.0 * k["natural_time"]
         if self.config["drift"]:
@@ -546,7 +546,25 @@ class SlopeShiftModel:
                 # (faster decliners change more), measured by the controls
                 n = n + xp["natural_ratio"][..., None, :] * (beta_pre[..., None]
                                                              - k["rate_ref"])
-        return n * k["floor_factor"]
+        return n * k["floor_factor"] if floors else n
+
+    def _slopes(self, natural_free, m, k: dict, xp=np):
+        """Each cell's fixed slope, the load of its slowing deviations, and the floor-scaled
+        natural rate, from the unscaled natural rate ``natural_free`` and the expected slowing
+        ``m`` (units/month; patient x cycle, any leading draw shape).
+
+        Ratio form: f n (1 - m) and -f n. Additive form: f (n + m) and f: the floor factor f
+        scales the slowing as it scales the natural rate (items at 0 carry neither), so that a
+        treated patient's change and a control's are modelled alike; added unscaled, the
+        slowing made a two-arm analysis lean towards no slowing on item-level data
+        (docs "Natural history": twin arms gave P(rho_bar > 0) 0.40 instead of 0.5).
+        """
+        f = k["floor_factor"]
+        natural = natural_free * f
+        T, D = k["effect"], k["deviation"]
+        if self.config["parameterization"] == "ratio":
+            return natural * (1.0 - T * m), -natural * D, natural
+        return natural + T * m * f, D * f + 0.0 * natural, natural
 
     def _build(self) -> pm.Model:
         d = self.design
@@ -650,21 +668,20 @@ class SlopeShiftModel:
             if n_cov and slowing != "none":
                 gamma = self._prior("gamma").create("gamma", dims="covariate")
                 m = m + pt.dot(k["x_std"], gamma)[:, None]
-            natural = self._natural(beta_pre, k, nat)
+            natural_free = self._natural(beta_pre, k, nat, floors=False)
             T = k["effect"]
-            fixed_slope = natural * (1.0 - T * m) if ratio else natural + T * m
             # load_ik: how one unit of the patient (u_i) or patient-cycle (e_ik) deviation moves
             # the slope (0 outside the deviation cells: the treated's and, with treated patients
             # beside them, the controls')
-            D = k["deviation"]
-            load = -natural * D if ratio else D + 0.0 * natural
+            fixed_slope, load, natural = self._slopes(natural_free, m, k)
 
             # population: patient-month weighted slowing, and a new patient's predictive slowing
             if ratio:
                 rho_k = eff_k
             else:
                 scale = pm.Deterministic("effect_scale",
-                                         self._effect_scale(natural, mu_beta, pt.abs, k))
+                                         self._effect_scale(natural_free, mu_beta, pt.abs,
+                                                            k))
                 rho_k = pm.Deterministic("rho_cycle", eff_k / scale, dims="cycle")
             pm.Deterministic("rho_bar", pt.dot(rho_k, k["weights"]))
             z_new = pm.Normal("z_new_patient", 0.0, 1.0, shape=2)
@@ -726,7 +743,7 @@ class SlopeShiftModel:
                 pre_slope = beta_pre + sd_drift * z_drift_pre
                 pm.Deterministic("drift", pt.where(has, sd_drift * z_drift, np.nan),
                                  dims=("patient", "cycle"))
-            rho = m + dev if ratio else (m + dev) / pt.abs(natural)
+            rho = m + dev if ratio else (m + dev) / pt.abs(natural_free)
             nan = np.float64(np.nan)
             cell = has & (T > 0)
             pm.Deterministic("slope", pt.where(has, slope, nan), dims=("patient", "cycle"))
@@ -962,7 +979,6 @@ class SlopeShiftModel:
         ``density=False``, when only the mean and loadings are needed; ``mu`` is computed
         only then, and is None otherwise).
         """
-        ratio = self.config["parameterization"] == "ratio"
         k = self._constants()
         p_idx = k["p_idx"]
         col = (slice(None), None)
@@ -970,11 +986,11 @@ class SlopeShiftModel:
         m = p["m_at_mean"][:, None, :] + p["theta"][:, None, None] * k["g_dev"][None]
         if "gamma" in p and self.config["slowing"] != "none":
             m = m + (p["gamma"] @ k["x_std"].T)[:, :, None]
-        natural = self._natural(beta, k, {n: p[n] for n in ("acceleration", "natural_cycle",
-                                                            "natural_ratio") if n in p})
-        fixed = natural * (1.0 - T * m) if ratio else natural + T * m
-        D = k["deviation"]
-        load = -natural * D if ratio else D + 0.0 * natural
+        natural_free = self._natural(beta, k, {n: p[n] for n in ("acceleration",
+                                                                 "natural_cycle",
+                                                                 "natural_ratio") if n in p},
+                                     floors=False)
+        fixed, load, natural = self._slopes(natural_free, m, k)
         n_k = T.shape[1]
         # the residual products from each patient's moments of (z, y) (see _moments): no
         # work per visit unless the scores' mean itself is asked for (density=False)
@@ -1002,7 +1018,8 @@ class SlopeShiftModel:
             q += 1
         terms = low_rank_terms(loadings, gram, b, c, k["n_visits"], q, p["sigma"][col],
                                sqrt=np.sqrt, log=np.log) if density else None
-        return {"m": m, "natural": natural, "fixed": fixed, "load": load, "mu": mu,
+        return {"m": m, "natural": natural, "natural_free": natural_free, "fixed": fixed,
+                "load": load, "mu": mu,
                 "loadings": loadings, "q": q, "c": c, "terms": terms}
 
     def draw_effects(self, posterior: xr.Dataset, random_seed: int) -> tuple[xr.Dataset,
@@ -1084,7 +1101,7 @@ class SlopeShiftModel:
             z_pat = zeta[n_k]
             dev = sd_p[sl][:, None, None] * z_pat[:, :, None] + sd_c[sl][:, None, None] * z_cyc
             slope = fixed + load * sd_p[sl][:, None, None] * z_pat[:, :, None] + v
-            rho = m + dev if ratio else (m + dev) / np.abs(natural)
+            rho = m + dev if ratio else (m + dev) / np.abs(cond["natural_free"])
             cell = has & (T > 0)
             out["rho"][sl] = np.where(cell, rho, np.nan)
             out["slope"][sl] = np.where(has, slope, np.nan)

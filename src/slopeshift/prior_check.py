@@ -90,6 +90,7 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
             ratio_k = draw("natural_ratio", (n_k,))
             natural = natural + ratio_k[:, None, :] * (beta[:, :, None] - k["rate_ref"])
         drift = sd_d[:, None, None] * rng.standard_normal((draws, n_p, n_k))
+    natural_free = natural
     natural = natural * k["floor_factor"]
     u = sd_p[:, None] * rng.standard_normal((draws, n_p))
     e = sd_c[:, None, None] * rng.standard_normal((draws, n_p, n_k))
@@ -103,12 +104,14 @@ def prior_predictive_draws(model: SlopeShiftModel, draws: int = 4000,
         rho = eff
         slope = natural * (1.0 - rho) + drift
     else:
-        slope = natural + eff + drift
-        rho = eff / np.abs(natural)
+        # the floor factor scales the slowing as it scales the natural rate (as in the model)
+        slope = natural + eff * k["floor_factor"] + drift
+        rho = eff / np.abs(natural_free)
     cells = evaluable_cells(d, flat_runin=True).values & k["has"]
     if not cells.any():
         cells = k["has"] & (k["effect"] > 0)
-    rho_k = eff_k if ratio else eff_k / model._effect_scale(natural, mu_beta, np.abs)[:, None]
+    rho_k = eff_k if ratio else eff_k / model._effect_scale(natural_free, mu_beta,
+                                                              np.abs)[:, None]
     return {
         "rho_cycle": rho_k,
         "rho_bar": rho_k @ k["weights"],
