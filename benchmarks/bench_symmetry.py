@@ -14,6 +14,7 @@ the same twin trials.
 
     python benchmarks/bench_symmetry.py --trials 10 --variants default additive
     python benchmarks/bench_symmetry.py --generators model --variants default additive
+    python benchmarks/bench_symmetry.py --size 60 --variants default
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def twin_trial(generator: str, trial: int, size: int = 20):
         visits = data.visits[["patient", "time", *items]].copy()
     else:
         data, _ = simulate_trial(size, rho=0.0, theta=0.0, sd_drift=0.5, acceleration=-0.023,
-                                 random_seed=trial)
+                                 random_seed=trial + (0 if size == 20 else 1000 * size))
         visits = data.visits[["patient", "time", "value"]].rename(columns={"value": "alsfrs_r"})
         ids = [str(p) for p in data.patients.index]
     injections = data.injections[["patient", "time", "cycle"]].copy()
@@ -68,13 +69,13 @@ def twin_trial(generator: str, trial: int, size: int = 20):
                                      patients)
 
 
-def run(generators, trials, variants, out=None):
+def run(generators, trials, variants, out=None, size=20):
     from slopeshift import SlopeShiftModel
 
     rows = []
     for generator in generators:
         for trial in range(trials):
-            data = twin_trial(generator, trial)
+            data = twin_trial(generator, trial, size)
             for name in variants:
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
@@ -83,7 +84,7 @@ def run(generators, trials, variants, out=None):
                         random_seed=trial + 1, progressbar=False, check=False)
                 pop = fit.population(0.25).set_index("quantity")
                 a = fit.diagnostics().attrs
-                row = {"generator": generator, "trial": trial, "variant": name,
+                row = {"generator": generator, "size": size, "trial": trial, "variant": name,
                        "p_rho_bar_gt_0": round(float(pop.loc["rho_bar", "p_gt_0"]), 4),
                        "rho_bar_mean": round(float(pop.loc["rho_bar", "mean"]), 4),
                        "healthy": bool(a["ok"]),
@@ -94,7 +95,7 @@ def run(generators, trials, variants, out=None):
     table = pd.DataFrame(rows)
     if out:
         table.to_csv(out, index=False)
-    summary = table.groupby(["generator", "variant"]).agg(
+    summary = table.groupby(["generator", "size", "variant"]).agg(
         trials=("trial", "size"), mean_p=("p_rho_bar_gt_0", "mean"),
         se_p=("p_rho_bar_gt_0", lambda p: p.std(ddof=1) / np.sqrt(len(p))),
         mean_rho_bar=("rho_bar_mean", "mean"), healthy=("healthy", "mean"))
@@ -108,11 +109,12 @@ def main(argv=None):
     ap.add_argument("--generators", nargs="+", default=["realistic", "model"],
                     choices=["realistic", "model"])
     ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--size", type=int, default=20, help="treated patients (and as many twins)")
     ap.add_argument("--variants", nargs="+", default=["default", "additive"],
                     choices=list(VARIANTS))
     ap.add_argument("--out", default=None, help="CSV of one row per fit")
     args = ap.parse_args(argv)
-    run(args.generators, args.trials, args.variants, args.out)
+    run(args.generators, args.trials, args.variants, args.out, args.size)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -411,7 +411,7 @@ class FitResult:
                                           strict=True) if t and v > prob]
 
     # ------------------------------------------------------------------ tables
-    def _table(self, name: str, func, *args) -> pd.DataFrame:
+    def _table(self, name: str, func: Callable[..., pd.DataFrame], *args) -> pd.DataFrame:
         """``func(self.idata, *args)``, computed once per fit and arguments, as a copy."""
         key = (name, *(tuple(a) if isinstance(a, (list, tuple, np.ndarray)) else a
                        for a in args))

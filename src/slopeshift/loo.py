@@ -92,9 +92,9 @@ def integrated_log_likelihood(fit: FitResult, nodes: int = 31,
         log p(y_i | population parameters) (chain, draw, patient), natural log. ``attrs``:
         ``quadrature_error``, an upper bound of the grid's error: the largest difference
         between the grid and its every-second-node rule. Where that exceeds 0.05 the grid
-        is refined (twice the nodes less one, the old nodes kept) up to twice, and the bound
-        is then the difference between the last two grids; a warning is given if it still
-        exceeds 0.05. ``nodes`` holds the nodes used.
+        is refined (twice the nodes less one, the old nodes among them) up to twice, and
+        the bound is then the difference between the last two grids; a warning is given if
+        it still exceeds 0.05. ``nodes`` holds the nodes used.
     """
     model = _model_of(fit)
     if not model.marginal:

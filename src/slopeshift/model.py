@@ -548,7 +548,7 @@ class SlopeShiftModel:
                                                              - k["rate_ref"])
         return n * k["floor_factor"] if floors else n
 
-    def _slopes(self, natural_free, m, k: dict, xp=np):
+    def _slopes(self, natural_free, m, k: dict):
         """Each cell's fixed slope, the load of its slowing deviations, and the floor-scaled
         natural rate, from the unscaled natural rate ``natural_free`` and the expected slowing
         ``m`` (units/month; patient x cycle, any leading draw shape).

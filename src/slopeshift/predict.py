@@ -59,9 +59,8 @@ def _month_grid(design: xr.Dataset, patient: str) -> np.ndarray:
     return np.unique(np.concatenate([np.linspace(t.min(), t.max(), _N_GRID), tau]))
 
 
-def _patient_draws(post: xr.DataTree | xr.Dataset, name: str, pos: int) -> np.ndarray:
+def _patient_draws(var: xr.DataArray, pos: int) -> np.ndarray:
     """Draws of one patient's element(s) of a posterior variable: (chain, draw[, cycle])."""
-    var = post[name]
     order = [*SAMPLE, "patient", *[dim for dim in var.dims if dim not in (*SAMPLE, "patient")]]
     return np.asarray(var.transpose(*order).values[:, :, pos])
 
@@ -73,9 +72,8 @@ def _trajectory_values(post: xr.DataTree | xr.Dataset, d: xr.Dataset, patient: s
     most of their time."""
     pos = int(np.flatnonzero(d["patient"].values == patient)[0])
     t = np.asarray(grid, dtype=float)
-    runin = "slope_runin" if "slope_runin" in post else "beta_pre"
-    mu = (_patient_draws(post, "alpha", pos)[..., None]
-          + _patient_draws(post, runin, pos)[..., None] * np.minimum(t, 0.0))
+    mu = (_patient_draws(post["alpha"], pos)[..., None]
+          + _patient_draws(_runin_slope(post), pos)[..., None] * np.minimum(t, 0.0))
     has = d["has_cycle"].transpose("patient", "cycle").values[pos].astype(bool)
     if has.any():
         tau = d["injection_month"].transpose("patient", "cycle").values[pos]
@@ -83,11 +81,11 @@ def _trajectory_values(post: xr.DataTree | xr.Dataset, d: xr.Dataset, patient: s
         length = np.where(np.arange(has.size) == np.flatnonzero(has)[-1], np.inf, length)
         exposure = np.where(has[:, None],
                             np.clip(t[None, :] - tau[:, None], 0.0, length[:, None]), 0.0)
-        slope = np.where(has, _patient_draws(post, "slope", pos), 0.0)
+        slope = np.where(has, _patient_draws(post["slope"], pos), 0.0)
         mu = mu + np.einsum("cdk,km->cdm", slope, exposure)
         if "jump_patient" in post:
             after = (has[:, None] & (t[None, :] >= tau[:, None])).astype(float)
-            jump = np.where(has, _patient_draws(post, "jump_patient", pos), 0.0)
+            jump = np.where(has, _patient_draws(post["jump_patient"], pos), 0.0)
             mu = mu + np.einsum("cdk,km->cdm", jump, after)
     return mu
 
@@ -288,6 +286,6 @@ def _domain_replicates(idata: xr.DataTree, post: xr.Dataset, mu: xr.DataArray,
     return out
 
 
-def _runin_slope(post: xr.Dataset) -> xr.DataArray:
+def _runin_slope(post: xr.Dataset | xr.DataTree) -> xr.DataArray:
     """The run-in slope (points/month): persistent rate plus run-in drift, where modelled."""
     return post["slope_runin"] if "slope_runin" in post else post["beta_pre"]
