@@ -32,6 +32,9 @@ VARIANTS = {
     "additive": {"parameterization": "additive"},
     "floors include": {"floors": "include"},
     "additive, floors include": {"parameterization": "additive", "floors": "include"},
+    "additive, no interval effect": {"parameterization": "additive", "interval_effect": False},
+    "additive, all-comers": {"parameterization": "additive", "enrolment": None},
+    "no interval effect": {"interval_effect": False},
 }
 
 
