@@ -146,11 +146,10 @@ def test_prior_log_density_is_pymcs(prior):
     import pymc as pm
 
     from slopeshift.priors import Prior
-    from slopeshift.sensitivity import _log_density
 
     p = Prior.from_value(prior)
     x = np.array([-1.5, -0.1, 0.0, 0.02, 0.7, 3.0, 40.0])
-    ours, theirs = _log_density(p, x), np.asarray(pm.logp(p.as_dist(), x).eval())
+    ours, theirs = p.log_density(x), np.asarray(pm.logp(p.as_dist(), x).eval())
     assert np.array_equal(np.isfinite(ours), np.isfinite(theirs))
     finite = np.isfinite(theirs)
     np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-7, atol=1e-7)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pymc as pm
 
 __all__ = ["DOMAIN_KEYS", "EFFECT_PRIOR_SETS", "PRIOR_DISTS", "Prior", "default_priors",
@@ -111,6 +112,32 @@ class Prior:
     def as_dist(self) -> pm.Distribution:
         """The unnamed distribution (``pm.<dist>.dist(...)``), e.g. for a prior on a transform."""
         return getattr(pm, self.dist).dist(**self.params)
+
+    def log_density(self, x) -> np.ndarray:
+        """The log density at ``x`` (elementwise, natural log; -inf outside the support), as
+        PyMC computes it, without compiling anything: SciPy's densities for the families of
+        :data:`PRIOR_DISTS` (PyMC for any other)."""
+        from scipy import stats
+
+        q = self.params
+        x = np.asarray(x, dtype=float)
+        if self.dist == "Normal":
+            return stats.norm.logpdf(x, q["mu"], q["sigma"])
+        if self.dist == "HalfNormal":
+            return np.where(x >= 0, np.log(2.0) + stats.norm.logpdf(x, 0.0, q["sigma"]),
+                            -np.inf)
+        if self.dist == "StudentT":
+            return stats.t.logpdf(x, q["nu"], q["mu"], q["sigma"])
+        if self.dist == "HalfStudentT":
+            return np.where(x >= 0, np.log(2.0) + stats.t.logpdf(x, q["nu"], 0.0, q["sigma"]),
+                            -np.inf)
+        if self.dist == "LogNormal":
+            return stats.lognorm.logpdf(x, q["sigma"], scale=np.exp(q["mu"]))
+        if self.dist == "Gamma":
+            return stats.gamma.logpdf(x, q["alpha"], scale=1.0 / q["beta"])
+        if self.dist == "Exponential":
+            return stats.expon.logpdf(x, scale=1.0 / q["lam"])
+        return np.asarray(pm.logp(self.as_dist(), x).eval())
 
     def to_dict(self) -> dict:
         """JSON-friendly form: ``{"dist": ..., **params}``."""

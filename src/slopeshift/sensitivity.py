@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import arviz_stats
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -262,37 +261,6 @@ _PRIOR_OF = {"mu_alpha": "mu_alpha", "sd_alpha": "sd_alpha", "mu_beta": "mu_beta
              "jump": "jump", "sd_jump": "sd_jump", "natural_ratio": "natural_ratio"}
 
 
-def _log_density(prior, x: np.ndarray) -> np.ndarray:
-    """The prior's log density at ``x`` (elementwise, natural log), as PyMC computes it.
-
-    SciPy's densities for the families of :data:`slopeshift.priors.PRIOR_DISTS` (PyMC's
-    ``pm.logp(...).eval()`` compiles a function per call: most of a report's power-scaling
-    time); any other family falls back to PyMC.
-    """
-    from scipy import stats
-
-    q = prior.params
-    x = np.asarray(x, dtype=float)
-    if prior.dist == "Normal":
-        return stats.norm.logpdf(x, q["mu"], q["sigma"])
-    if prior.dist == "HalfNormal":
-        return np.where(x >= 0, np.log(2.0) + stats.norm.logpdf(x, 0.0, q["sigma"]), -np.inf)
-    if prior.dist == "StudentT":
-        return stats.t.logpdf(x, q["nu"], q["mu"], q["sigma"])
-    if prior.dist == "HalfStudentT":
-        return np.where(x >= 0, np.log(2.0) + stats.t.logpdf(x, q["nu"], 0.0, q["sigma"]),
-                        -np.inf)
-    if prior.dist == "LogNormal":
-        return stats.lognorm.logpdf(x, q["sigma"], scale=np.exp(q["mu"]))
-    if prior.dist == "Gamma":
-        return stats.gamma.logpdf(x, q["alpha"], scale=1.0 / q["beta"])
-    if prior.dist == "Exponential":
-        return stats.expon.logpdf(x, scale=1.0 / q["lam"])
-    import pymc as pm
-
-    return np.asarray(pm.logp(prior.as_dist(), x).eval())
-
-
 def log_prior(fit: FitResult) -> xr.Dataset:
     """The log prior density of each population parameter at every draw.
 
@@ -327,7 +295,9 @@ def log_prior(fit: FitResult) -> xr.Dataset:
             continue  # fixed by the model
         if var == effect and cfg.get("slowing") == "common":
             draws = draws.isel(cycle=0)
-        lp = _log_density(pr[key], draws.values)
+        # SciPy's densities: PyMC's pm.logp(...).eval() compiled a function per
+        # parameter, most of a report's power-scaling time
+        lp = pr[key].log_density(draws.values)
         extra = tuple(range(2, lp.ndim))
         out[var] = (("chain", "draw"), lp.sum(axis=extra) if extra else lp)
     return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
