@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from coordinates import set_rates
 from scipy import stats
 
 from slopeshift import SlopeShiftModel, simulate_trial
@@ -128,8 +129,6 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     p = _point(model, np.random.default_rng(1))
     point = pm_model.initial_point()
     point.update({k: v for k, v in p.items() if k in point})
-    point["beta_pre_pc"] = model._partly_centred(  # the sampled coordinate of beta_pre
-        p["beta_pre"], float(point["mu_beta"]), float(np.exp(point["sd_beta_log__"])))
     point["sigma_log__"] = np.log(p["sigma"])
     if model.config["drift"]:
         point["sd_drift_log__"] = np.log(p["sd_drift"])
@@ -140,6 +139,7 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
     point["log_sd_effects"] = np.asarray(0.5 * np.log(total2))
     share = p["sd_patient"] ** 2 / total2
     point["logit_patient_share"] = np.asarray(np.log(share / (1 - share)))
+    set_rates(model, point, p["beta_pre"])  # last: the coordinate depends on the rest
     pot = next(v for v in pm_model.potentials if v.name == "y_marginal")
     fn = pm_model.compile_fn(pm_model.replace_rvs_by_values([pot]), inputs=pm_model.value_vars,
                              on_unused_input="ignore")
@@ -211,3 +211,57 @@ def test_conditional_jump_draws_match_gaussian_conditioning(trial):
     np.testing.assert_allclose(np.cov(got), p["sd_jump"] ** 2 * cov[np.ix_(cols, cols)],
                                atol=0.03)
     assert np.isnan(effects["jump_patient"].values[0, :, i, ~cell]).all()
+
+
+class _PartlyCentred(SlopeShiftModel):
+    """The marginal model with beta_i0 sampled partly centred (before 2026-12-07)."""
+
+    _conditional_coordinates = False
+
+
+@pytest.mark.parametrize("options", [{"parameterization": "ratio"},
+                                     {"parameterization": "additive"},
+                                     {"drift": False},
+                                     {"jump": True}])
+def test_conditional_coordinates_leave_the_posterior_unchanged(trial, options):
+    """beta_i0 = c_i + s_i z_i (c, s functions of the population parameters) is a change of
+    the sampler's coordinates only: at the same parameters and rates, the density less its
+    Jacobian sum(log s_i) equals the partly centred model's less its own, sum((1 - lam_i)
+    log sd_beta), and the Jacobian is the z -> beta derivative read off the graph."""
+    cond, part = SlopeShiftModel(trial, **options), _PartlyCentred(trial, **options)
+    assert "beta_pre_z" in cond.pymc_model.named_vars
+    assert "beta_pre_pc" in part.pymc_model.named_vars
+    lam = part._constants()["beta_centring"]
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        p = _point(cond, rng)
+        base = cond.pymc_model.initial_point()
+        point = {k: v for k, v in base.items() if k != "beta_pre_z"}
+        point.update({k: v for k, v in p.items() if k in point})
+        point["sigma_log__"] = np.log(p["sigma"])
+        point["sd_beta_log__"] = np.log(rng.uniform(0.2, 0.8))
+        point["mu_beta"] = np.asarray(rng.normal(-1.0, 0.2))
+        if cond.config["drift"]:
+            point["sd_drift_log__"] = np.log(p["sd_drift"])
+        if cond.config["jump"]:
+            point["sd_jump_log__"] = np.log(p["sd_jump"])
+        point["log_sd_effects"] = np.asarray(rng.normal(-1.0, 0.3))
+        point["logit_patient_share"] = np.asarray(rng.normal(0.0, 0.5))
+        a = set_rates(cond, dict(point), p["beta_pre"])
+        b = set_rates(part, dict(point), p["beta_pre"])
+        sd_beta = float(np.exp(point["sd_beta_log__"]))
+        jac = next(v for v in cond.pymc_model.potentials if v.name == "beta_pre_jacobian")
+        jac_fn = cond.pymc_model.compile_fn(
+            cond.pymc_model.replace_rvs_by_values([jac])[0],
+            inputs=cond.pymc_model.value_vars, on_unused_input="ignore")
+        beta_fn = cond.pymc_model.compile_fn(
+            cond.pymc_model.replace_rvs_by_values([cond.pymc_model["beta_pre"]])[0],
+            inputs=cond.pymc_model.value_vars, on_unused_input="ignore")
+        s = beta_fn(a | {"beta_pre_z": a["beta_pre_z"] + 1.0}) - beta_fn(a)
+        assert (s > 0).all()
+        assert float(jac_fn(a)) == pytest.approx(np.log(s).sum(), rel=1e-10)
+        np.testing.assert_allclose(beta_fn(a), p["beta_pre"], rtol=1e-10)
+        logp_a = float(cond.pymc_model.compile_logp()(a)) - float(jac_fn(a))
+        logp_b = (float(part.pymc_model.compile_logp()(b))
+                  - float(((1.0 - lam) * np.log(sd_beta)).sum()))
+        assert logp_a == pytest.approx(logp_b, abs=1e-8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from coordinates import set_rates
 from scipy import stats
 
 from slopeshift import Prior, SlopeShiftModel, TrialData, default_priors, effect_priors
@@ -307,7 +308,7 @@ def test_additive_slowing_scale_is_the_treated_patients_natural_rate(example_dat
     want = abs((natural * k["effect"]).sum() / k["effect"].sum())
     assert float(fn(point)) == pytest.approx(want, rel=1e-10)
     # the patients' rates, not mu_beta: move them and the scale follows
-    point["beta_pre_pc"] = _partly_centred(model, point, np.linspace(-2.5, -0.5, len(beta)))
+    set_rates(model, point, np.linspace(-2.5, -0.5, len(beta)))
     natural = np.linspace(-2.5, -0.5, len(beta))[:, None] * k["floor_factor"]
     want = abs((natural * k["effect"]).sum() / k["effect"].sum())
     assert float(fn(point)) == pytest.approx(want, rel=1e-10)
@@ -349,7 +350,7 @@ def test_no_parameter_starts_with_a_zero_gradient():
     offset = 0
     for var in pm_model.value_vars:
         size = point[var.name].size
-        if var.name in ("alpha", "beta_pre_pc"):
+        if var.name in ("alpha", "beta_pre_pc", "beta_pre_z"):
             assert (grad[offset:offset + size] != 0).all(), var.name
         offset += size
 
@@ -359,7 +360,7 @@ def test_partly_centred_rates_have_the_population_prior(example_data):
     mu + sd^(1 - lam_i) (beta_pre_pc - lam_i mu): whatever lam_i, beta_i0 ~ N(mu, sd)."""
     import pymc as pm
 
-    model = SlopeShiftModel(example_data)
+    model = SlopeShiftModel(example_data, effects="latent")  # (the marginal model: below)
     lam = model._constants()["beta_centring"]
     assert ((lam > 0) & (lam < 1)).all() and lam.max() - lam.min() > 0.05
     pmm = model.pymc_model
@@ -383,8 +384,9 @@ def test_centring_follows_what_a_patients_scores_say_about_the_rate():
 
 
 def test_sampler_starts_are_the_run_in_fits(example_data):
-    """The starts in the sampler's coordinates rebuild exactly the least-squares run-in rates."""
-    model = SlopeShiftModel(example_data)
+    """The starts in the sampler's coordinates rebuild exactly the least-squares run-in rates
+    (partly centred rates; the marginal model: below)."""
+    model = SlopeShiftModel(example_data, effects="latent")
     pmm = model.pymc_model
     init = model.initial_values()
     point = pmm.initial_point() | model._sampler_starts(init)
@@ -392,6 +394,23 @@ def test_sampler_starts_are_the_run_in_fits(example_data):
     fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["beta_pre"]])[0],
                         inputs=pmm.value_vars, on_unused_input="ignore")
     np.testing.assert_allclose(fn(point), init["beta_pre"], rtol=1e-12)
+
+
+def test_marginal_starts_sit_near_the_conditional_mean(example_data):
+    """The marginal model starts each rate a tenth of its conditional SD off its approximate
+    conditional posterior mean (beta_pre_z = -0.1), on the population's side of zero, where
+    the run-in and the cycles' slopes put it."""
+    model = SlopeShiftModel(example_data)
+    pmm = model.pymc_model
+    init = model.initial_values()
+    point = pmm.initial_point() | model._sampler_starts(init)
+    point["sd_beta_log__"] = np.log(point.pop("sd_beta"))
+    assert (point["beta_pre_z"] == -0.1).all()
+    fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["beta_pre"]])[0],
+                        inputs=pmm.value_vars, on_unused_input="ignore")
+    start = fn(point)
+    assert (start < 0).all()
+    assert np.corrcoef(start, init["beta_pre"])[0, 1] > 0.8
 
 
 @pytest.mark.parametrize("prior, median", [

@@ -367,6 +367,9 @@ class SlopeShiftModel:
             "n_eff": float(cell.sum()),
         } | self._enrolment_constants()
         self._consts["beta_centring"] = self._beta_centring()
+        slope, var, ok = self._period_slopes()
+        self._consts |= {"period_slope": slope, "period_var": var,
+                         "period_ok": ok.astype(float), "beta_hat": self._beta_hat()}
         if self.domains:
             y_dom = self.data.visits[list(ALSFRS_DOMAINS)].to_numpy(float)
             self._consts["y_domain"] = y_dom
@@ -603,11 +606,18 @@ class SlopeShiftModel:
             # patient's rate only partly identified: partly centred, the smallest ESS doubled at
             # 20 and 200 patients and sd_beta's rose 1.5-2.7 times at 2,000 (docs "Speed and
             # memory")
-            lam = k["beta_centring"]
-            beta_pc = pm.Normal("beta_pre_pc", lam * mu_beta, sd_beta**lam, dims="patient")
-            beta_pre = pm.Deterministic(
-                "beta_pre", mu_beta + sd_beta ** (1.0 - lam) * (beta_pc - lam * mu_beta),
-                dims="patient")
+            conditional = self._conditional_coordinates
+            if conditional:
+                # the marginal model: beta_i0 = c_i + s_i z_i, at its approximate conditional
+                # posterior given the population parameters (_conditional_beta); made below,
+                # once the parameters it depends on exist
+                beta_z = pm.Flat("beta_pre_z", dims="patient")
+            else:
+                lam = k["beta_centring"]
+                beta_pc = pm.Normal("beta_pre_pc", lam * mu_beta, sd_beta**lam, dims="patient")
+                beta_pre = pm.Deterministic(
+                    "beta_pre", mu_beta + sd_beta ** (1.0 - lam) * (beta_pc - lam * mu_beta),
+                    dims="patient")
 
             slowing = cfg["slowing"]
             if slowing == "none":
@@ -668,6 +678,15 @@ class SlopeShiftModel:
             if n_cov and slowing != "none":
                 gamma = self._prior("gamma").create("gamma", dims="covariate")
                 m = m + pt.dot(k["x_std"], gamma)[:, None]
+            if conditional:
+                sigma = self._sigma(sigma_dom if self.domains else None,
+                                    sigma_visit if self.domains else None)
+                c, s_cond = self._conditional_beta(mu_beta, sd_beta, sigma, sd_drift, nat, m,
+                                                   sd_patient, sd_pc, k)
+                beta_pre = pm.Deterministic("beta_pre", c + s_cond * beta_z, dims="patient")
+                pm.Potential("beta_pre_prior",
+                             pm.logp(pm.Normal.dist(mu_beta, sd_beta), beta_pre).sum())
+                pm.Potential("beta_pre_jacobian", pt.log(s_cond).sum())
             natural_free = self._natural(beta_pre, k, nat, floors=False)
             T = k["effect"]
             # load_ik: how one unit of the patient (u_i) or patient-cycle (e_ik) deviation moves
@@ -692,12 +711,9 @@ class SlopeShiftModel:
             else:
                 pm.Deterministic("rho_new", new_eff / pt.abs(mu_beta + sd_beta * z_new[1]))
 
-            if self.domains:
-                # the total's noise SD (the visit's shared deviation plus each domain's own),
-                # for the enrolment term and the summaries that describe the total
-                sigma = pm.Deterministic("sigma", pt.sqrt(sigma_visit**2 + (sigma_dom**2).sum()))
-            else:
-                sigma = self._prior("sigma").create("sigma")
+            if not conditional:
+                sigma = self._sigma(sigma_dom if self.domains else None,
+                                    sigma_visit if self.domains else None)
             if k["enrolled"].any():
                 self._enrolment_potential(mu_beta, sd_beta, sd_drift, sigma, k)
             jump_k = sd_jump = None
@@ -783,6 +799,72 @@ class SlopeShiftModel:
                 model.register_rv(dist, "y", observed=k["y"], dims=("visit",))
         self._pack.finish()
         return model
+
+    def _sigma(self, sigma_dom=None, sigma_visit=None):
+        """The noise SD of the total (points): sampled, or with domains the visit's shared
+        deviation and each domain's own combined, for the enrolment term and the summaries
+        that describe the total."""
+        if self.domains:
+            return pm.Deterministic("sigma", pt.sqrt(sigma_visit**2 + (sigma_dom**2).sum()))
+        return self._prior("sigma").create("sigma")
+
+    @property
+    def _conditional_coordinates(self) -> bool:
+        """Whether beta_i0 is sampled at its approximate conditional posterior
+        (:meth:`_conditional_beta`; the marginal model of the total) rather than partly
+        centred."""
+        return self.marginal and not self.domains
+
+    def _conditional_beta(self, mu_beta, sd_beta, sigma, sd_drift, nat, m, sd_patient, sd_pc,
+                          k):
+        """Centre c_i and scale s_i of beta_i0's sampled coordinate: beta_i0 = c_i + s_i z_i.
+
+        Each period's least-squares slope (run-in and cycles, :meth:`_period_slopes`) is, given
+        the population parameters, about linear in beta_i0: b_ip = a_ip beta_i0 + d_ip + noise
+        of variance v_ip (the scores' noise, the drift and, in cycles, the slowing deviations).
+        a_ip and d_ip are the cell's fixed slope at beta_i0 = 1 and 0 (:meth:`_slopes`), so they
+        follow the slowing, the natural change and the floors. Pooled with the prior
+        N(mu_beta, sd_beta), the approximate conditional posterior is N(c_i, s_i^2). Sampling z_i
+        instead of beta_i0 removes most of the dependence between each patient's rate and the
+        population parameters (at 2,000 patients their slow mixing came from it); the prior
+        stays on beta_i0, with the Jacobian s_i, so the posterior is exactly the model's.
+        """
+        n_p = len(self._constants()["n_visits"])
+        zero, one = pt.zeros(n_p), pt.ones(n_p)
+        fs0, _, _ = self._slopes(self._natural(zero, k, nat, floors=False), m, k)
+        fs1, _, _ = self._slopes(self._natural(one, k, nat, floors=False), m, k)
+        _, load, _ = self._slopes(self._natural(k["beta_hat"], k, nat, floors=False), m, k)
+        a = pt.concatenate([one[:, None], fs1 - fs0], axis=1)
+        d = pt.concatenate([zero[:, None], fs0], axis=1)
+        noise = sigma**2 * k["period_var"]
+        drift = 0.0 if sd_drift is None else sd_drift**2
+        vague = (k["floor_sd"] * k["floor_cell"]) ** 2
+        dev = load**2 * (sd_pc**2 + sd_patient**2) + vague
+        v = noise + drift + pt.concatenate([zero[:, None], dev], axis=1)
+        w = k["period_ok"] / v
+        prec = 1.0 / sd_beta**2 + (w * a**2).sum(axis=1)
+        c = (mu_beta / sd_beta**2 + (w * a * (k["period_slope"] - d)).sum(axis=1)) / prec
+        return c, 1.0 / pt.sqrt(prec)
+
+    def _period_slopes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each patient's least-squares slope of the run-in and of each cycle (units/month),
+        from the moments of the visit covariates (the continuous piecewise-linear fit, with
+        jumps where the model has them), their variance per unit of noise variance, and
+        whether the period has visits to estimate it; (patient, 1 + cycle) each."""
+        s_zz, s_zy, _, _ = self._moments()
+        n_p, n_k = len(s_zy[0]), self.design.sizes["cycle"]
+        cols = len(s_zy)
+        mat = np.zeros((n_p, cols, cols))
+        for (a, e), val in s_zz.items():
+            mat[:, a, e] = mat[:, e, a] = val
+        diag = np.einsum("ijj->ij", mat)
+        absent = diag <= 1e-12
+        mat[:, np.arange(cols), np.arange(cols)] += absent  # a period without visits
+        inv = np.linalg.pinv(mat)
+        coef = np.einsum("ijk,ik->ij", inv, np.column_stack(s_zy))[:, 1:2 + n_k]
+        var = np.einsum("ijj->ij", inv)[:, 1:2 + n_k]
+        ok = ~absent[:, 1:2 + n_k] & np.isfinite(var) & np.isfinite(coef) & (var < 1e6)
+        return np.where(ok, coef, 0.0), np.where(ok, var, 1.0), ok
 
     def _domain_parameters(self, k):
         """The four-domain model's intercepts, shares of the decline and noise SDs.
@@ -1154,13 +1236,7 @@ class SlopeShiftModel:
         icpt = d["runin_intercept"].values
         mu_b = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
         mu_a = float(np.nanmean(icpt)) if np.isfinite(icpt).any() else float(d["y"].mean())
-        # without a run-in line (fewer than 2 run-in visits), a little off the population
-        # start: a patient whose scores do not inform the slope would otherwise start with a
-        # zero gradient, which nutpie rejects ("All initialization points failed")
-        beta0 = np.where(np.isfinite(slope), slope, 1.1 * mu_b)
-        if self.config["parameterization"] == "ratio":
-            side = -1.0 if mu_b <= 0 else 1.0
-            beta0 = side * np.maximum(side * beta0, 0.5 * max(abs(mu_b), 0.1))
+        beta0 = self._beta_hat()
         start = {
             "alpha": np.where(np.isfinite(icpt), icpt, mu_a),
             "beta_pre": beta0,
@@ -1177,12 +1253,35 @@ class SlopeShiftModel:
                       "logit_patient_share": np.asarray(0.0)}
         return start
 
+    def _beta_hat(self) -> np.ndarray:
+        """Each patient's starting persistent rate (points/month), as in
+        :meth:`initial_values`: the run-in least-squares slope, on the population's side."""
+        d = self.design
+        slope = d["runin_slope"].values
+        mu_b = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        # without a run-in line (fewer than 2 run-in visits), a little off the population
+        # start: a patient whose scores do not inform the slope would otherwise start with a
+        # zero gradient, which nutpie rejects ("All initialization points failed")
+        beta0 = np.where(np.isfinite(slope), slope, 1.1 * mu_b)
+        if self.config["parameterization"] == "ratio":
+            side = -1.0 if mu_b <= 0 else 1.0
+            beta0 = side * np.maximum(side * beta0, 0.5 * max(abs(mu_b), 0.1))
+        return beta0
+
     def _sampler_starts(self, start: dict) -> dict:
         """``start`` (of :meth:`initial_values`) in the sampler's coordinates: beta_i0 as the
-        partly centred ``beta_pre_pc``, with ``sd_beta`` started at its prior median."""
+        partly centred ``beta_pre_pc``, with ``sd_beta`` started at its prior median, or in
+        the marginal model near its approximate conditional mean (``beta_pre_z`` = +-0.1)."""
         start = dict(start)
         tau = _prior_median(self.priors["sd_beta"])
         start["sd_beta"] = np.asarray(tau)
+        if self._conditional_coordinates:
+            # a tenth of a conditional SD off the conditional mean, away from zero slope: at
+            # z = 0 a patient whose scores say nothing about the rate (one visit) would have a
+            # zero gradient, which nutpie rejects ("All initialization points failed")
+            side = -1.0 if float(start["mu_beta"]) <= 0 else 1.0
+            start["beta_pre_z"] = np.full_like(start.pop("beta_pre"), 0.1 * side)
+            return start
         start["beta_pre_pc"] = self._partly_centred(start.pop("beta_pre"),
                                                     float(start["mu_beta"]), tau)
         return start
