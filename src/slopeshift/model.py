@@ -87,15 +87,20 @@ class SlopeShiftModel:
     conditional posterior given each draw. This removes both the funnel of the effects against
     their SDs and the hyperbolic trade-off between beta_i0 and rho_ik. alpha_i is centred (each
     patient has many visits, so the data identify it better than the population does); beta_i0
-    is partly centred, sampled as beta_pre_pc ~ N(lambda_i mu_beta, sd_beta^lambda_i) with
-    beta_i0 = mu_beta + sd_beta^(1 - lambda_i) (beta_pre_pc - lambda_i mu_beta) ~ N(mu_beta,
-    sd_beta), lambda_i in [0, 1] from how well the patient's own scores pin the rate down (the
-    drift leaves it only partly identified). The cycle means rho_k have independent priors (a
+    is sampled at its approximate conditional posterior given the population parameters,
+    beta_i0 = c_i + s_i beta_pre_z (prior on beta_i0, Jacobian sum(log s_i) added), so that the
+    population parameters mix without dragging every rate along. With latent effects or
+    domains it is partly centred, sampled as beta_pre_pc ~ N(lambda_i mu_beta,
+    sd_beta^lambda_i) with beta_i0 = mu_beta + sd_beta^(1 - lambda_i) (beta_pre_pc - lambda_i
+    mu_beta) ~ N(mu_beta, sd_beta), lambda_i in [0, 1] from how well the patient's own scores
+    pin the rate down (the drift leaves it only partly identified). The cycle means rho_k have
+    independent priors (a
     population mean plus offsets is a ridge; a hierarchy over 4 means is a funnel), and are
     sampled at each cycle's own average interval, which the data separate from theta (the prior
     stays on rho_k: a shift with unit Jacobian). Chains start alpha_i and beta_i0 at each
     patient's least-squares run-in fit, without jitter, away from the saddle at beta_i0 = 0
-    (sd_beta at its prior median, unjittered, so that beta_pre_pc maps back to those fits).
+    (sd_beta at its prior median, unjittered, so that beta_pre_pc maps back to those fits; in
+    the marginal model beta_i0 starts a tenth of a conditional SD off its conditional mean).
     With Student-t or censoring the effects are sampled as latent non-centred parameters
     (``effects="latent"``). Sampling health is benchmarked in ``benchmarks/bench_geometry.py``.
 
