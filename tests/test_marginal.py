@@ -265,3 +265,60 @@ def test_conditional_coordinates_leave_the_posterior_unchanged(trial, options):
         logp_b = (float(part.pymc_model.compile_logp()(b))
                   - float(((1.0 - lam) * np.log(sd_beta)).sum()))
         assert logp_a == pytest.approx(logp_b, abs=1e-8)
+
+
+@pytest.mark.parametrize("slowing", ["per_cycle", "common"])
+def test_ratio_shear_jacobian_is_the_derivative_of_the_cycle_means(trial, slowing):
+    """Ratio form with drift: rho_k = 1 - (1 - s_k) exp(-(natural change) / b_k) of the sampled
+    s_k; the density adds log |d rho_k / d s_k|, checked against a finite difference of the
+    graph's own rho_k, so the posterior of rho_k is the model's."""
+    model = SlopeShiftModel(trial, slowing=slowing)
+    pmm = model.pymc_model
+    name = ("rho_cycle_at_mean_interval" if slowing == "per_cycle"
+            else "rho_cycle_common_at_mean_interval")
+    jac = next(v for v in pmm.potentials if v.name == "rho_cycle_shear_jacobian")
+    fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["rho_cycle"], jac]),
+                        inputs=pmm.value_vars, on_unused_input="ignore")
+    rng = np.random.default_rng(2)
+    point = pmm.initial_point()
+    point["acceleration"] = np.asarray(-0.05)
+    point["natural_cycle"] = rng.normal(0.0, 0.3, point["natural_cycle"].shape)
+    point[name] = rng.normal(0.3, 0.1, point[name].shape)
+    rho, log_jac = fn(point)
+    h = 1e-6
+    deriv = []
+    for j in range(point[name].size):
+        up = point[name].copy()
+        up.flat[j] += h
+        deriv.append((fn(point | {name: up})[0] - rho) / h)
+    deriv = np.array(deriv)  # (sampled, cycle)
+    if slowing == "per_cycle":
+        assert np.allclose(deriv - np.diag(np.diag(deriv)), 0.0, atol=1e-6)
+        want = np.log(np.abs(np.diag(deriv))).sum()
+    else:  # one sampled slowing moves every cycle alike
+        want = np.log(abs(deriv[0, 0]))
+    assert float(log_jac) == pytest.approx(want, abs=1e-5)
+    assert abs(float(log_jac)) > 0.01  # the shear is not the identity here
+
+
+def test_ratio_shear_keeps_the_treated_mean_slope(trial):
+    """At a fixed sampled coordinate and no natural change, the treated patients' mean slope
+    in a cycle, n_k (1 - rho_k) with n_k = b_k + natural_cycle_k, does not move to first order
+    when the natural change does (the linear shear it replaced moved it by -rho_k per unit)."""
+    model = SlopeShiftModel(trial)
+    pmm = model.pymc_model
+    fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["rho_cycle"]])[0],
+                        inputs=pmm.value_vars, on_unused_input="ignore")
+    point = pmm.initial_point()
+    point["acceleration"] = np.asarray(0.0)
+    point["rho_cycle_at_mean_interval"] = np.linspace(0.2, 0.5, point["natural_cycle"].size)
+    b = model._constants()["shear_rate"]
+    h = 1e-4
+
+    def mean_slope(step):
+        moved = point | {"natural_cycle": np.full(b.shape, step)}
+        return (b + step) * (1.0 - fn(moved))
+
+    slope_change = (mean_slope(h) - mean_slope(-h)) / (2 * h)
+    np.testing.assert_allclose(slope_change, 0.0, atol=1e-6)
+    assert (np.abs(point["rho_cycle_at_mean_interval"]) > 0.1).all()

@@ -34,12 +34,15 @@ LARGE_TRIAL = 100
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 # Elements per block of the vectorised diagnostics (500 x 4,000 draws: 16 MB per copy).
 _DIAGNOSTIC_BLOCK = 500
-# Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel).
+# Variables started at the run-in least-squares fit and kept unjittered (see SlopeShiftModel);
+# the natural change starts at its prior mean, far from the ratio model's mirror mode where a
+# cycle's natural rate changes sign (see SlopeShiftModel._at_mean).
 # (beta_pre_pc and beta_pre_z are beta_i0's sampled coordinates; sd_beta starts at its prior
 # median, so that beta_pre_pc maps back to those fits, and beta_pre_z = 0 at the conditional
 # mean)
 _UNJITTERED = ("alpha", "beta_pre_pc", "beta_pre_z", "sd_beta", "mu_alpha", "mu_beta",
-               "alpha_domain", "mu_alpha_domain")
+               "alpha_domain", "mu_alpha_domain", "acceleration", "natural_cycle",
+               "natural_ratio")
 # Derived quantities whose convergence is reported beside the sampled parameters.
 _REPORTED = ("beta_pre", "sd_patient", "sd_patient_cycle", "rho_cycle", "rho_bar")
 
