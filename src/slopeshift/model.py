@@ -449,7 +449,7 @@ class SlopeShiftModel:
         :meth:`_at_mean`."""
         d = self.design
         slope = d["runin_slope"].values
-        b_ref = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        b_ref = self._median_slope(-1.0)
         side = -1.0 if b_ref <= 0 else 1.0
         s = d["natural_time"].values
         n_k = d.sizes["cycle"]
@@ -472,17 +472,9 @@ class SlopeShiftModel:
         well), 0 non-centred (they say nothing, e.g. one visit). The choice changes only the
         sampler's coordinates, never the posterior.
         """
-        s_zz, _, syy, _ = self._moments()
-        n_p, n_k = len(syy), self.design.sizes["cycle"]
-        cols = 2 + n_k  # intercept, run-in exposure, the cycles (not the jump steps)
-        m = np.zeros((n_p, cols, cols))
-        for (a, e), v in s_zz.items():
-            if a < cols and e < cols:
-                m[:, a, e] = m[:, e, a] = v
-        diag = np.einsum("ijj->ij", m)
-        absent = diag <= 1e-12
-        m[:, np.arange(cols), np.arange(cols)] += absent  # a period without visits: decoupled
-        var = np.einsum("ijj->ij", np.linalg.pinv(m))[:, 1:]  # per unit of noise variance
+        # intercept, run-in exposure, the cycles (not the jump steps)
+        inv, absent = self._moment_inverse(2 + self.design.sizes["cycle"])
+        var = np.einsum("ijj->ij", inv)[:, 1:]  # per unit of noise variance
         pri = self.priors
         if self.domains:
             noise2 = (_prior_median(pri["sigma_visit"]) ** 2
@@ -501,15 +493,15 @@ class SlopeShiftModel:
         lam = self._constants()["beta_centring"]
         return lam * mu_beta + (np.asarray(beta) - mu_beta) * sd_beta ** (lam - 1.0)
 
-    def _median_slope(self) -> float:
-        """The median run-in least-squares slope (units/month, signed; 0 without any)."""
+    def _median_slope(self, default: float = 0.0) -> float:
+        """The median run-in least-squares slope (units/month, signed; ``default`` without
+        any)."""
         slope = self.design["runin_slope"].values
-        return float(np.nanmedian(slope)) if np.isfinite(slope).any() else 0.0
+        return float(np.nanmedian(slope)) if np.isfinite(slope).any() else default
 
     def _median_rate(self) -> float:
         """|median run-in least-squares slope| (units/month), at least 0.1."""
-        slope = self.design["runin_slope"].values
-        b_ref = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        b_ref = self._median_slope(-1.0)
         return max(abs(b_ref), 0.1)
 
     def _shift_unit(self) -> float:
@@ -517,8 +509,7 @@ class SlopeShiftModel:
         slopes: 1 / (median run-in slope) in the ratio form, -1 in the additive form."""
         if self.config["parameterization"] == "additive":
             return -1.0
-        slope = self.design["runin_slope"].values
-        b_ref = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        b_ref = self._median_slope(-1.0)
         b_ref = b_ref if abs(b_ref) >= 0.1 else (-0.1 if b_ref <= 0 else 0.1)
         return 1.0 / b_ref
 
@@ -697,8 +688,6 @@ class SlopeShiftModel:
             elif slowing == "common":
                 # one slowing for every cycle (at the reference interval), sampled at the
                 # cycles' average interval and moved along the natural change as above
-                g_bar, shear = self._common_shift(nat.get("acceleration"),
-                                                  nat.get("natural_cycle"), k)
                 sampled = pm.Flat(f"{key}_common_at_mean_interval")
                 if sheared:
                     r = (self._shear_ratio(nat["acceleration"], nat["natural_cycle"], k,
@@ -706,8 +695,9 @@ class SlopeShiftModel:
                     common = 1.0 - (1.0 - sampled) * r
                     pm.Potential(f"{key}_shear_jacobian", pt.log(pt.abs(r)))
                 else:
-                    common = sampled + shear
-                eff_common = common - theta * g_bar
+                    common = sampled + self._common_shift(nat.get("acceleration"),
+                                                          nat.get("natural_cycle"), k)
+                eff_common = common - theta * k["g_bar"]
                 pm.Potential(f"{key}_prior", pm.logp(self._prior(key).as_dist(), eff_common))
                 eff_k = pm.Deterministic(key, eff_common + pt.zeros(n_k), dims="cycle")
                 eff_at_mean = eff_k + theta * k["g_mean"]
@@ -887,21 +877,27 @@ class SlopeShiftModel:
         c = (mu_beta / sd_beta**2 + (w * a * (k["period_slope"] - d)).sum(axis=1)) / prec
         return c, 1.0 / pt.sqrt(prec)
 
+    def _moment_inverse(self, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each patient's pseudo-inverse of S_zz over the first ``cols`` visit covariates
+        (patient, cols, cols), and which of them no visit exposes (patient, cols): those get a
+        unit diagonal, so that a period without visits is decoupled from the rest."""
+        s_zz, _, syy, _ = self._moments()
+        mat = np.zeros((len(syy), cols, cols))
+        for (a, e), val in s_zz.items():
+            if a < cols and e < cols:
+                mat[:, a, e] = mat[:, e, a] = val
+        absent = np.einsum("ijj->ij", mat) <= 1e-12
+        mat[:, np.arange(cols), np.arange(cols)] += absent
+        return np.linalg.pinv(mat), absent
+
     def _period_slopes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each patient's least-squares slope of the run-in and of each cycle (units/month),
         from the moments of the visit covariates (the continuous piecewise-linear fit, with
         jumps where the model has them), their variance per unit of noise variance, and
         whether the period has visits to estimate it; (patient, 1 + cycle) each."""
-        s_zz, s_zy, _, _ = self._moments()
-        n_p, n_k = len(s_zy[0]), self.design.sizes["cycle"]
-        cols = len(s_zy)
-        mat = np.zeros((n_p, cols, cols))
-        for (a, e), val in s_zz.items():
-            mat[:, a, e] = mat[:, e, a] = val
-        diag = np.einsum("ijj->ij", mat)
-        absent = diag <= 1e-12
-        mat[:, np.arange(cols), np.arange(cols)] += absent  # a period without visits
-        inv = np.linalg.pinv(mat)
+        _, s_zy, _, _ = self._moments()
+        n_k = self.design.sizes["cycle"]
+        inv, absent = self._moment_inverse(len(s_zy))
         coef = np.einsum("ijk,ik->ij", inv, np.column_stack(s_zy))[:, 1:2 + n_k]
         var = np.einsum("ijj->ij", inv)[:, 1:2 + n_k]
         ok = ~absent[:, 1:2 + n_k] & np.isfinite(var) & np.isfinite(coef) & (var < 1e6)
@@ -991,17 +987,17 @@ class SlopeShiftModel:
         return np.exp(x) if isinstance(x, np.ndarray | float) else pt.exp(x)
 
     def _common_shift(self, acceleration, natural_cycle, k=None):
-        """The cycles' average interval shift (months) and the mean natural-change shear.
+        """The mean natural-change shift of the additive form's one slowing.
 
         For ``slowing="common"``: the one slowing is sampled at the average of the cycles' mean
-        intervals (minus g_ref), moved along the average of :meth:`_at_mean`'s shear (a shift
-        with unit Jacobian, as there).
+        intervals (minus g_ref), moved along the average of :meth:`_at_mean`'s shift (unit
+        Jacobian, as there; the ratio form's shear is multiplicative, in :meth:`_build`).
         """
         k = self._constants() if k is None else k
         if acceleration is None:
-            return k["g_bar"], 0.0
+            return 0.0
         shear = self._at_mean(0.0 * natural_cycle, acceleration, natural_cycle, k)
-        return k["g_bar"], (shear * k["shear_w"]).sum(axis=-1)
+        return (shear * k["shear_w"]).sum(axis=-1)
 
     def _effect_scale(self, natural, mu_beta, abs_, k=None):
         """The additive model's slope change -> slowing scale (units/month).
@@ -1301,9 +1297,8 @@ class SlopeShiftModel:
             population value (the slope 10% steeper).
         """
         d = self.design
-        slope = d["runin_slope"].values
         icpt = d["runin_intercept"].values
-        mu_b = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        mu_b = self._median_slope(-1.0)
         mu_a = float(np.nanmean(icpt)) if np.isfinite(icpt).any() else float(d["y"].mean())
         beta0 = self._beta_hat()
         start = {
@@ -1327,7 +1322,7 @@ class SlopeShiftModel:
         :meth:`initial_values`: the run-in least-squares slope, on the population's side."""
         d = self.design
         slope = d["runin_slope"].values
-        mu_b = float(np.nanmedian(slope)) if np.isfinite(slope).any() else -1.0
+        mu_b = self._median_slope(-1.0)
         # without a run-in line (fewer than 2 run-in visits), a little off the population
         # start: a patient whose scores do not inform the slope would otherwise start with a
         # zero gradient, which nutpie rejects ("All initialization points failed")
