@@ -7,7 +7,7 @@ import pytest
 from arviz_stats.base import array_stats
 from scipy import stats
 
-from slopeshift.convergence import _ranks, ess_bulk, ess_tail, rhat_rank
+from slopeshift.convergence import _ranks, diagnose, ess_bulk, ess_tail, rhat_rank
 
 
 def _draws(n_draw: int, n_chain: int = 4) -> np.ndarray:
@@ -45,3 +45,14 @@ def test_ranks_average_ties_like_scipy():
     rng = np.random.default_rng(3)
     for a in (rng.integers(0, 4, size=(20, 101)).astype(float), rng.normal(size=(20, 100))):
         np.testing.assert_array_equal(_ranks(a), stats.rankdata(a, method="average", axis=1))
+
+
+@pytest.mark.parametrize(("n_draw", "n_chain"), [(1000, 4), (301, 2)])
+def test_one_pass_gives_the_same_numbers(n_draw, n_chain):
+    x = _draws(n_draw, n_chain)
+    x = x[np.ptp(x, axis=(1, 2)) > 0]
+    rhat, bulk, tail = diagnose(x)
+    np.testing.assert_array_equal(rhat, rhat_rank(x))
+    np.testing.assert_array_equal(bulk, ess_bulk(x))
+    np.testing.assert_array_equal(tail, ess_tail(x, 0.95))
+    np.testing.assert_allclose(rhat, array_stats.rhat(x), rtol=1e-10)

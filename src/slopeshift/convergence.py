@@ -17,7 +17,7 @@ import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 
-__all__ = ["ess_bulk", "ess_tail", "rhat_rank"]
+__all__ = ["diagnose", "ess_bulk", "ess_tail", "rhat_rank"]
 
 
 def _split(ary: np.ndarray) -> np.ndarray:
@@ -26,28 +26,37 @@ def _split(ary: np.ndarray) -> np.ndarray:
     return np.concatenate([ary[:, :, :half], ary[:, :, ary.shape[2] - half:]], axis=1)
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
+def _ranks(a: np.ndarray, sorted_out: bool = False):
     """Ranks (1-based, ties averaged) along the rows of ``a``: ``scipy.stats.rankdata``'s
-    ``method="average"``, by one sort of the whole array (rankdata took 7 times as long)."""
+    ``method="average"``, by one sort of the whole array (rankdata took 7 times as long).
+    Rows without ties (continuous draws) get their ranks from the sort's permutation alone;
+    the tie averaging runs on the other rows. With ``sorted_out``, also the sorted rows."""
     q, n = a.shape
     order = np.argsort(a, axis=1)  # ties get their average rank in any order
     sorted_ = np.take_along_axis(a, order, axis=1)
     starts = np.ones((q, n), dtype=bool)
     starts[:, 1:] = sorted_[:, 1:] != sorted_[:, :-1]
-    group = np.cumsum(starts, axis=None).reshape(q, n) - 1  # tie groups, numbered across rows
-    pos = np.broadcast_to(np.arange(n, dtype=float), (q, n)).ravel()
-    mean_pos = np.bincount(group.ravel(), weights=pos) / np.bincount(group.ravel())
     ranks = np.empty((q, n))
-    np.put_along_axis(ranks, order, mean_pos[group] + 1.0, axis=1)
-    return ranks
+    np.put_along_axis(ranks, order, np.arange(1.0, n + 1.0)[None, :], axis=1)
+    tied = np.flatnonzero(~starts.all(axis=1))
+    if len(tied):
+        group = np.cumsum(starts[tied], axis=None).reshape(len(tied), n) - 1  # across rows
+        pos = np.broadcast_to(np.arange(n, dtype=float), (len(tied), n)).ravel()
+        mean_pos = np.bincount(group.ravel(), weights=pos) / np.bincount(group.ravel())
+        sub = np.empty((len(tied), n))
+        np.put_along_axis(sub, order[tied], mean_pos[group] + 1.0, axis=1)
+        ranks[tied] = sub
+    return (ranks, sorted_) if sorted_out else ranks
 
 
-def _z_scale(ary: np.ndarray) -> np.ndarray:
-    """Normal scores of the ranks of each quantity's draws (Blom's offset 3/8)."""
+def _z_scale(ary: np.ndarray, sorted_out: bool = False):
+    """Normal scores of the ranks of each quantity's draws (Blom's offset 3/8); with
+    ``sorted_out``, also each quantity's draws sorted, shape (quantity, chain * draw)."""
     q, m, d = ary.shape
-    rank = _ranks(ary.reshape(q, m * d))
+    rank, sorted_ = _ranks(ary.reshape(q, m * d), sorted_out=True)
     c = 3 / 8
-    return ndtri((rank - c) / (m * d - 2 * c + 1)).reshape(q, m, d)
+    z = ndtri((rank - c) / (m * d - 2 * c + 1)).reshape(q, m, d)
+    return (z, sorted_) if sorted_out else z
 
 
 def _rhat(ary: np.ndarray) -> np.ndarray:
@@ -69,9 +78,17 @@ def rhat_rank(ary: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray, shape (quantity,)
     """
-    split = _split(np.asarray(ary, dtype=float))
-    folded = np.abs(split - np.median(split.reshape(len(split), -1), axis=1)[:, None, None])
-    return np.maximum(_rhat(_z_scale(split)), _rhat(_z_scale(folded)))
+    return _rhat_and_bulk(_split(np.asarray(ary, dtype=float)))[0]
+
+
+def _rhat_and_bulk(split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R-hat and the normal scores of the split chains (the bulk ESS's input), from one sort
+    of the split draws (which also gives the median to fold at) and one of the folded ones."""
+    z, sorted_ = _z_scale(split, sorted_out=True)
+    n = sorted_.shape[1]
+    median = (sorted_[:, (n - 1) // 2] + sorted_[:, n // 2]) / 2.0  # numpy.median's
+    folded = np.abs(split - median[:, None, None])
+    return np.maximum(_rhat(z), _rhat(_z_scale(folded))), z
 
 
 def _autocov(ary: np.ndarray) -> np.ndarray:
@@ -180,3 +197,25 @@ def ess_tail(ary: np.ndarray, prob: float = 0.95) -> np.ndarray:
         cut = np.quantile(flat, p, axis=1, method="linear")
         out.append(_ess(_split((ary <= cut[:, None, None]).astype(float))))
     return np.minimum(*out)
+
+
+def diagnose(ary: np.ndarray, prob: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R-hat, bulk ESS and tail ESS of each quantity in one pass.
+
+    The same numbers as :func:`rhat_rank`, :func:`ess_bulk` and :func:`ess_tail`; the normal
+    scores of the split chains are computed once for R-hat and the bulk ESS (they were sorted
+    twice), and the median comes from that sort.
+
+    Parameters
+    ----------
+    ary : numpy.ndarray, shape (quantity, chain, draw)
+    prob : float, default 0.95
+        The tail ESS's upper quantile (the lower is ``1 - prob``).
+
+    Returns
+    -------
+    rhat, ess_bulk, ess_tail : numpy.ndarray, each of shape (quantity,)
+    """
+    ary = np.asarray(ary, dtype=float)
+    rhat, z = _rhat_and_bulk(_split(ary))
+    return rhat, _ess(z), ess_tail(ary, prob)

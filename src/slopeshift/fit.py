@@ -285,10 +285,8 @@ class FitResult:
             idx = np.flatnonzero(finite)
             for start in range(0, len(idx), _DIAGNOSTIC_BLOCK):
                 part = idx[start:start + _DIAGNOSTIC_BLOCK]
-                rhat[part] = convergence.rhat_rank(ary[part])
-                bulk[part] = convergence.ess_bulk(ary[part])
                 # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
-                tail[part] = convergence.ess_tail(ary[part], prob=0.95)
+                rhat[part], bulk[part], tail[part] = convergence.diagnose(ary[part], prob=0.95)
         elif finite.any():  # one chain or very few draws: ArviZ's own checks and NaNs
             rhat[finite] = array_stats.rhat(ary[finite])
             bulk[finite] = array_stats.ess(ary[finite], method="bulk")
