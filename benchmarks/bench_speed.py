@@ -54,12 +54,18 @@ def _row(label: str, fit, wall: float, t_import: float | None = None) -> dict:
     a = fit.diagnostics().attrs
     info = fit.fit_info
     sampling = info.get("sampling_seconds", info["wall_seconds"])
+    stats = fit.idata["sample_stats"]
+    # leapfrog steps per draw (after tuning) and the adapted step size: with the seconds per
+    # gradient, what says why sampling grows faster than the patients
+    steps = stats["n_steps"] if "n_steps" in stats else stats.get("tree_size")
     return {
         "case": label, "patients": int(fit.posterior.sizes["patient"]),
         "visits": int(fit.design.sizes["visit"]), "sampler": info["sampler"],
         "import_s": None if t_import is None else round(t_import, 2),
         "compile_s": info.get("compile_seconds"), "sampling_s": sampling,
         "wall_s": round(wall, 2),
+        "mean_steps": None if steps is None else round(float(steps.mean()), 1),
+        "step_size": round(float(stats["step_size"].mean()), 4) if "step_size" in stats else None,
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "max_r_hat": round(a["max_r_hat"], 4), "min_ess_bulk": round(a["min_ess_bulk"]),
         "divergences": a["divergences"], "healthy": a["ok"],
