@@ -251,7 +251,7 @@ class FitResult:
             elements), ``ess_bulk`` and ``ess_tail`` (smallest), and ``ok``. ``attrs`` holds
             ``divergences`` (count), ``draws`` (total) and ``ok`` (every bound met: R-hat <= 1.01,
             ESS >= 400, no divergence). Computed once per fit (a 2,000-patient fit has about
-            12,000 such quantities: about a minute) and returned as a copy.
+            12,000 such quantities: about 10 s) and returned as a copy.
         """
         if self._diagnostics is None:
             self._diagnostics = self._compute_diagnostics()
