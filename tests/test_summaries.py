@@ -85,6 +85,25 @@ def test_patient_overall_slowing_is_month_weighted_over_observed_cycles():
     assert draws.sel(patient="D").isnull().all()
 
 
+def test_patient_overall_slowing_matches_its_definition_in_any_patient_order():
+    rng = np.random.default_rng(5)
+    rho = _rho_fixed((rng.normal(0.2, 0.3, 6), rng.normal(0.4, 0.3, 6)), rng.normal(0.5, 0.2, 6),
+                     0.9, n_draw=6)
+    idata = _idata(rho)
+    draws = patient_slowing_draws(idata)
+    # the definition, by xarray's label alignment: month-weighted over the observed cycles
+    post, d = idata["posterior"].to_dataset(), idata["design"].to_dataset()
+    w = (d["cycle_length"] * d["observed"]).astype(float)
+    total = w.sum("cycle")
+    expected = (post["rho"].fillna(0.0) * (w / total.where(total > 0)).fillna(0.0)).sum("cycle")
+    expected = expected.where(total > 0)
+    xr.testing.assert_allclose(draws, expected.transpose(*draws.dims))
+    # the posterior's patients in another order than the design's: the same draws per patient
+    shuffled = xr.DataTree.from_dict({"posterior": post.isel(patient=[2, 0, 3, 1]),
+                                      "design": d})
+    xr.testing.assert_allclose(patient_slowing_draws(shuffled).sel(patient=PATIENTS), draws)
+
+
 def test_patient_table_statuses_and_probabilities():
     rho = _rho_fixed((np.array([0.1, 0.2, 0.3, 0.4]), 0.3), np.array([0.0, 0.3, 0.3, 0.3]), 0.9)
     tab = patient_table(_idata(rho), threshold=[0.25, 0.5]).set_index("patient")

@@ -270,15 +270,23 @@ class FitResult:
         # without one) are not sampled: they have no diagnostics
         names = [v for v in names if not _constant(data[v])]
         data = data[names]
-        # every element of every variable as one (element, chain, draw) array: one call per
-        # diagnostic (per variable, the xarray route took about 0.6 s of a 2-s refit)
+        # every element of every variable as rows of one (element, chain, draw) array, one call
+        # per diagnostic for many elements (per variable, the xarray route took about 0.6 s of a
+        # 2-s refit); the rows are views of the posterior, copied only a block at a time
         blocks = [data[v].transpose("chain", "draw", ...).values for v in names]
         n_chain, n_draw = blocks[0].shape[:2] if blocks else (0, 0)
         flat = [np.moveaxis(b.reshape(n_chain, n_draw, -1), -1, 0) for b in blocks]
-        ary = np.concatenate(flat) if flat else np.zeros((0, n_chain, n_draw))
         sizes = np.cumsum([0] + [f.shape[0] for f in flat])
-        finite = np.isfinite(ary).all(axis=(1, 2))
-        rhat, bulk, tail = (np.full(len(ary), np.nan) for _ in range(3))
+
+        def rows_of(idx: np.ndarray) -> np.ndarray:
+            """The (element, chain, draw) rows of the global element indices ``idx``."""
+            var = np.searchsorted(sizes, idx, side="right") - 1
+            return np.concatenate([flat[j][idx[var == j] - sizes[j]] for j in np.unique(var)]
+                                  or [np.zeros((0, n_chain, n_draw))])
+
+        finite = np.concatenate([np.isfinite(f).all(axis=(1, 2)) for f in flat]
+                                or [np.zeros(0, dtype=bool)])
+        rhat, bulk, tail = (np.full(sizes[-1], np.nan) for _ in range(3))
         if finite.any() and n_chain >= 2 and n_draw >= 4:
             # ArviZ's numbers, many elements per pass (slopeshift.convergence), in blocks so
             # that the working copies stay small (12,000 elements x 4,000 draws: 384 MB each)
@@ -286,11 +294,13 @@ class FitResult:
             for start in range(0, len(idx), _DIAGNOSTIC_BLOCK):
                 part = idx[start:start + _DIAGNOSTIC_BLOCK]
                 # tail ESS: the smaller of the 5% and 95% quantiles' ESS (Vehtari et al. 2021)
-                rhat[part], bulk[part], tail[part] = convergence.diagnose(ary[part], prob=0.95)
+                rhat[part], bulk[part], tail[part] = convergence.diagnose(rows_of(part),
+                                                                          prob=0.95)
         elif finite.any():  # one chain or very few draws: ArviZ's own checks and NaNs
-            rhat[finite] = array_stats.rhat(ary[finite])
-            bulk[finite] = array_stats.ess(ary[finite], method="bulk")
-            tail[finite] = array_stats.ess(ary[finite], method="tail", prob=0.95)
+            ary = rows_of(np.flatnonzero(finite))
+            rhat[finite] = array_stats.rhat(ary)
+            bulk[finite] = array_stats.ess(ary, method="bulk")
+            tail[finite] = array_stats.ess(ary, method="tail", prob=0.95)
         rows = []
         for j, v in enumerate(names):
             part = slice(sizes[j], sizes[j + 1])
@@ -324,12 +334,16 @@ class FitResult:
         post = self.posterior
         if "rho" not in post:
             return {}
-        cells = evaluable_cells(self.design).stack(cell=("patient", "cycle"))
-        rho = post["rho"].stack(cell=("patient", "cycle"))
+        rho = post["rho"]
+        cells = evaluable_cells(self.design).sel(patient=rho["patient"], cycle=rho["cycle"])
         out = {}
         if bool(cells.any()):
-            keep = np.flatnonzero(cells.values)
-            out["rho"] = rho.isel(cell=keep).drop_vars(["cell", "patient", "cycle"])
+            # the cells that count, copied once from a view of the draws (stacking copied all)
+            r = rho.transpose("chain", "draw", "patient", "cycle").values
+            keep = np.flatnonzero(cells.transpose("patient", "cycle").values)
+            out["rho"] = xr.DataArray(r.reshape(*r.shape[:2], -1)[:, :, keep],
+                                      dims=("chain", "draw", "cell"),
+                                      coords={c: rho[c] for c in ("chain", "draw")})
         rho_i = patient_slowing_draws(self.idata)
         ok = np.isfinite(rho_i.values).all(axis=(0, 1))
         if ok.any():

@@ -11,7 +11,7 @@ and natural deceleration of decline can both look like a treatment effect.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -166,13 +166,33 @@ def patient_slowing_draws(idata: xr.DataTree) -> xr.DataArray:
     months of each cycle, over the cycles with at least one visit. NaN for untreated patients and
     for patients with no observed cycle.
     """
-    rho = _posterior(idata)["rho"]
     d = _design(idata)
-    w = (d["cycle_length"] * _evaluable(d)).astype(float)
+    rho = _posterior(idata)["rho"]
+    r = _cells(rho)
+    return _cycle_average(lambda k: r[..., k], rho, d["cycle_length"] * _evaluable(d))
+
+
+def _cycle_average(cell: Callable[[int], np.ndarray], like: xr.DataArray,
+                   weight: xr.DataArray) -> xr.DataArray:
+    """sum_k w_ik x_ik / sum_k w_ik per draw and patient, with ``cell(k)`` the draws x_ik of
+    cycle k (chain, draw, patient, in the order of ``like``'s patients and cycles) and NaN
+    cells counted as 0; NaN for patients whose weights sum to 0. One cycle at a time: no
+    temporary the size of all the cell draws (at 10,000 patients, 1.3 GB each)."""
+    w = weight.astype(float).sel(patient=like["patient"], cycle=like["cycle"])
     total = w.sum("cycle")
-    wn = (w / total.where(total > 0)).fillna(0.0)
-    out = (rho.fillna(0.0) * wn).sum("cycle")
-    return out.where(total > 0)
+    wn = (w / total.where(total > 0)).fillna(0.0).transpose("patient", "cycle").values
+    out = np.zeros((like.sizes["chain"], like.sizes["draw"], like.sizes["patient"]))
+    for k in range(wn.shape[1]):
+        x = cell(k)
+        out += np.where(np.isnan(x), 0.0, x) * wn[:, k]
+    out[..., ~(total.values > 0)] = np.nan
+    return xr.DataArray(out, dims=("chain", "draw", "patient"),
+                        coords={c: like[c] for c in ("chain", "draw", "patient")})
+
+
+def _cells(draws: xr.DataArray) -> np.ndarray:
+    """The (chain, draw, patient, cycle) values of cell draws (a view where possible)."""
+    return draws.transpose("chain", "draw", "patient", "cycle").values
 
 
 def slope_change_draws(idata: xr.DataTree) -> xr.DataArray | None:
@@ -187,11 +207,9 @@ def slope_change_draws(idata: xr.DataTree) -> xr.DataArray | None:
     if "natural_slope" not in post:
         return None
     d = _design(idata)
-    change = post["rho"] * np.abs(post["natural_slope"])
-    w = (d["cycle_length"] * evaluable_cells(d, flat_runin=True)).astype(float)
-    total = w.sum("cycle")
-    wn = (w / total.where(total > 0)).fillna(0.0)
-    return (change.fillna(0.0) * wn).sum("cycle").where(total > 0)
+    r, n = _cells(post["rho"]), _cells(post["natural_slope"])
+    return _cycle_average(lambda k: r[..., k] * np.abs(n[..., k]), post["rho"],
+                          d["cycle_length"] * evaluable_cells(d, flat_runin=True))
 
 
 def slowing_table(idata: xr.DataTree, threshold: float | Sequence[float] = 0.25) -> pd.DataFrame:
