@@ -329,7 +329,7 @@ class FitResult:
     def _derived_draws(self) -> dict[str, xr.DataArray]:
         """The slowing draws made after sampling, over the cells and patients that count."""
         from slopeshift.design import evaluable_cells
-        from slopeshift.summaries import patient_slowing_draws
+        from slopeshift.summaries import _cells, patient_slowing_draws
 
         post = self.posterior
         if "rho" not in post:
@@ -339,7 +339,7 @@ class FitResult:
         out = {}
         if bool(cells.any()):
             # the cells that count, copied once from a view of the draws (stacking copied all)
-            r = rho.transpose("chain", "draw", "patient", "cycle").values
+            r = _cells(rho)
             keep = np.flatnonzero(cells.transpose("patient", "cycle").values)
             out["rho"] = xr.DataArray(r.reshape(*r.shape[:2], -1)[:, :, keep],
                                       dims=("chain", "draw", "cell"),
