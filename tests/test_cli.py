@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -269,6 +270,19 @@ def test_report_command_shows_its_stage(csv_run, tmp_path, capsys):
     assert "slopeshift: building report ..." in captured.err
     assert (out_dir / "cycles_formatted.csv").is_file()
     assert "<table>_formatted.csv" in captured.out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the helper forks (Linux)")
+def test_report_is_the_same_drawn_in_one_or_two_processes(csv_run, tmp_path, capsys):
+    pages = []
+    for workers in ("1", "2"):
+        out_dir = tmp_path / f"report{workers}"
+        assert main(["report", str(csv_run[1] / "fit.nc"), "--out", str(out_dir), "--quiet",
+                     "--report-workers", workers]) == 0
+        pages.append((out_dir / "report.html").read_bytes())
+    capsys.readouterr()
+    assert pages[0].count(b"data:image/png;base64,") >= 7
+    assert pages[0] == pages[1]
 
 
 def test_fit_reports_bad_input_without_traceback(tmp_path, capsys):
