@@ -84,3 +84,16 @@ def test_the_helpers_warnings_are_issued_here():
     makers = [_maker(k, in_helper=warn, here=_slow_here) for k in range(4)]
     with pytest.warns(UserWarning, match="drawn with care"):
         _render.render(makers, dpi=50, workers=2)
+
+
+def test_a_daemonic_process_draws_alone(monkeypatch, tmp_path):
+    import multiprocessing as mp
+
+    marker = tmp_path / "helper-ran"
+    makers = [_maker(k, in_helper=marker.touch, here=_slow_here) for k in range(3)]
+    monkeypatch.setitem(mp.current_process()._config, "daemon", True)
+    assert _render.render(makers, dpi=50, workers=2) == _render.render(makers, 50, workers=1)
+    assert not marker.exists()
+    monkeypatch.setitem(mp.current_process()._config, "daemon", False)
+    _render.render(makers, dpi=50, workers=2)
+    assert marker.exists()

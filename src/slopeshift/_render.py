@@ -79,8 +79,11 @@ def render(makers: Sequence[Callable[[], Figure]], dpi: int, workers: int = 1) -
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}.")
-    n = len(makers)
-    if workers == 1 or n < 2 or not sys.platform.startswith("linux"):
+    import multiprocessing as mp
+
+    # a daemonic process (a worker of a multiprocessing pool) may not start children
+    if (workers == 1 or len(makers) < 2 or not sys.platform.startswith("linux")
+            or mp.current_process().daemon):
         return [png(make(), dpi) for make in makers]
     return _render_forked(makers, dpi)
 
