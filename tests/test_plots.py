@@ -294,7 +294,8 @@ def test_trace_and_rank(small_fit, tmp_path):
     assert len(fig.axes) == 2 and fig.axes[1].get_xlabel().startswith("Fractional rank")
     assert fig.axes[1].get_ylabel() == "alpha[P01]"
     default = plots.plot_trace(small_fit)
-    assert {"theta", "sigma", "rho_bar"} <= {a.get_ylabel() for a in default.axes[1::2]}
+    drawn = {a.get_ylabel() for a in default.axes[1::2]}
+    assert {"theta", "sigma", "rho_bar", "sd_drift", "acceleration"} <= drawn
     with pytest.raises(ValueError, match="unknown or no variable"):
         plots.plot_trace(small_fit, ["nope"])
     with pytest.raises(ValueError, match="coords="):

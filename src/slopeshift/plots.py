@@ -75,8 +75,8 @@ MONTHS_LABEL = "Months since first injection"
 UNTREATED_MONTHS_LABEL = "Months relative to last visit (never injected)"
 _SAMPLE = ("chain", "draw")
 _DEFAULT_TRACE_VARS = (
-    "mu_alpha", "mu_beta", "sd_beta", "sigma", "nu", "theta", "rho_cycle", "delta_cycle",
-    "rho_bar", "sd_patient", "sd_patient_cycle", "jump", "sd_jump",
+    "mu_alpha", "mu_beta", "sd_beta", "sd_drift", "acceleration", "sigma", "nu", "theta",
+    "rho_cycle", "delta_cycle", "rho_bar", "sd_patient", "sd_patient_cycle", "jump", "sd_jump",
 )  # fmt: skip
 _MAX_TRACE_ROWS = 40
 _LABEL_WIDTH_PT = 24.0  # a probability label ("0.95", 7 pt) with its box, points
@@ -679,8 +679,9 @@ def plot_trace(
         A fitted model.
     var_names : sequence of str, optional
         Posterior variables; default the population parameters present (``mu_alpha``,
-        ``mu_beta``, ``sd_beta``, ``sigma``, ``theta``, ``rho_cycle``, ``rho_bar``,
-        ``sd_patient``, ``sd_patient_cycle``, and ``nu`` / ``jump`` when in the model).
+        ``mu_beta``, ``sd_beta``, the natural history's ``sd_drift`` and ``acceleration``,
+        ``sigma``, ``theta``, ``rho_cycle``, ``rho_bar``, ``sd_patient``,
+        ``sd_patient_cycle``, and ``nu`` / ``jump`` when in the model).
     kind : {"trace", "rank"}, default "trace"
         Right column: traces of the draws or rank plots.
     coords : mapping, optional
