@@ -288,8 +288,10 @@ def plot_trajectories(
             ax.set_ylabel(ylabel, fontsize=9)
     if sharey:
         pad = 0.04 * max(high - low, 1.0)
-        for ax in axs:
+        for i, ax in enumerate(axs):
             ax.set_ylim(low - pad, high + pad)
+            if own and i % ncols:  # the row's first panel labels the common y range
+                ax.tick_params(labelleft=False)
     entries: dict[str, object] = {}  # one entry per label, whichever panel drew it first
     for ax in axs:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -722,8 +724,9 @@ def plot_trace(
         ax.tick_params(labelsize=7)
         ax.xaxis.label.set_fontsize(8)
         ax.yaxis.label.set_fontsize(8)
-    for ax in grid[:-1, 1]:
+    for ax in grid[:-1, 1]:  # every row's draws (or ranks) share the bottom row's x axis
         ax.set_xlabel("")
+        ax.tick_params(labelbottom=False)
     grid[-1, 1].set_xlabel("Draw (after tuning)" if kind == "trace" else
                            "Fractional rank of the draw among all chains", fontsize=8)
     _chain_legend(grid[0, 1], colours, data.sizes["chain"])
