@@ -338,10 +338,21 @@ def _weighted_predictive_cdf(model, par: dict, w: np.ndarray, stats: dict,
     x_gh, w_gh = np.polynomial.hermite_e.hermegauss(nodes)
     w_gh = w_gh / w_gh.sum()
     n_p = k["has"].shape[0]
-    xa = np.column_stack([k["x_all"], np.ones(len(p_idx))])[vis]
     pit = np.zeros(len(starts))
     if not len(starts):
         return pit
+
+    def combine(x: np.ndarray) -> np.ndarray:  # sum_j a_j x_j over each statistic's visits
+        return np.add.reduceat(coef.reshape(-1, *[1] * (x.ndim - 1)) * x[vis], starts)
+
+    # each statistic a'y lies within one patient, and the scores' mean and the effects'
+    # loadings are linear in per-patient quantities, so they are combined over the visits
+    # once here instead of per draw and node: the mean at the combined design rows, and the
+    # exposure columns (with the intercept's column of ones) combined the same way
+    rows = {"patient": stat_p, "one": combine(np.ones(len(p_idx))),
+            "x_pre": combine(k["x_pre"]), "x_cycle": combine(k["x_cycle"]),
+            "x_jump": combine(k["x_jump"])}
+    xa = combine(np.column_stack([k["x_all"], np.ones(len(p_idx))]))
     chunk = max(1, int(2e6 // max(len(p_idx) * nodes, 1)))
     total = len(par["sigma"])
     for lo in range(0, total, chunk):
@@ -363,16 +374,16 @@ def _weighted_predictive_cdf(model, par: dict, w: np.ndarray, stats: dict,
         for j, xj in enumerate(x_gh):
             b = np.broadcast_to(mu_b + sd_b * xj, (n, n_p))
             cond = model._conditional_terms(p, alpha, b, sd_alpha=p["sd_alpha"][:, None],
-                                            density=False)
-            # Var(a'y) = sigma^2 a'a + sum over effects e of (sum_j a_j sum_r x_jr L_re)^2
+                                            density=False, rows=rows)
+            # Var(a'y) = sigma^2 a'a + sum over effects e of (sum_r (sum_j a_j x_jr) L_re)^2
             by_effect: dict[int, np.ndarray] = {}
             for (r, e), value in cond["loadings"].items():
-                v = np.broadcast_to(value, (n, n_p))[:, p_idx[vis]] * xa[:, r]
+                v = np.broadcast_to(value, (n, n_p))[:, stat_p] * xa[:, r]
                 by_effect[e] = by_effect.get(e, 0.0) + v
             var = p["sigma"][:, None] ** 2 * np.add.reduceat(coef**2, starts)
             for v in by_effect.values():
-                var = var + np.add.reduceat(coef * v, starts, axis=1) ** 2
-            mean = np.add.reduceat(coef * cond["mu"][:, vis], starts, axis=1)
+                var = var + v**2
+            mean = cond["mu"]
             cdf += q[j][:, stat_p] * ndtr((observed - mean) / np.sqrt(var))
         pit += (w[sl][:, stat_p] * cdf).sum(axis=0)
     return pit

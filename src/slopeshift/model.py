@@ -1113,7 +1113,7 @@ class SlopeShiftModel:
         return par
 
     def _conditional_terms(self, p: dict, alpha, beta, sd_alpha=None,
-                           density: bool = True) -> dict:
+                           density: bool = True, rows: dict | None = None) -> dict:
         """The marginal density of each patient's scores given alpha_i and beta_i0.
 
         ``p`` holds parameter arrays with a leading draw dimension (:meth:`_posterior_arrays`),
@@ -1124,7 +1124,10 @@ class SlopeShiftModel:
         the ``loadings`` (exposure column, effect), the number of effects ``q``, r'r ``c`` and
         the :class:`~slopeshift.marginal.MarginalTerms` ``terms`` (None with
         ``density=False``, when only the mean and loadings are needed; ``mu`` is computed
-        only then, and is None otherwise).
+        only then, and is None otherwise). ``rows`` (with ``density=False``): the mean at
+        linear combinations of visits instead, ``{"patient", "one", "x_pre", "x_cycle",
+        "x_jump"}`` (each combination within one patient: its index, and the combined
+        intercept weight and exposures), the mean being linear in those.
         """
         k = self._constants()
         p_idx = k["p_idx"]
@@ -1152,10 +1155,13 @@ class SlopeShiftModel:
         b = [g[a] for a in exposure]
         mu = None
         if not density:
-            mu = (alpha[:, p_idx] + beta[:, p_idx] * k["x_pre"]
-                  + (fixed[:, p_idx, :] * k["x_cycle"]).sum(axis=2))
+            r = rows or {"patient": p_idx, "one": 1.0, "x_pre": k["x_pre"],
+                         "x_cycle": k["x_cycle"], "x_jump": k["x_jump"]}
+            i = r["patient"]
+            mu = (alpha[:, i] * r["one"] + beta[:, i] * r["x_pre"]
+                  + (fixed[:, i, :] * r["x_cycle"]).sum(axis=2))
             if self.config["jump"]:
-                mu = mu + ((p["jump"][:, None, :] * T)[:, p_idx, :] * k["x_jump"]).sum(axis=2)
+                mu = mu + ((p["jump"][:, None, :] * T)[:, i, :] * r["x_jump"]).sum(axis=2)
         sdd = p["sd_drift"][col] if "sd_drift" in p else None
         loadings, q = self._loadings(load, p["sd_patient"][col], p["sd_patient_cycle"][col],
                                      sdd, np.sqrt,
