@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import multiprocessing as mp
 import os
 import sys
 import threading
@@ -79,8 +80,6 @@ def render(makers: Sequence[Callable[[], Figure]], dpi: int, workers: int = 1) -
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}.")
-    import multiprocessing as mp
-
     # a daemonic process (a worker of a multiprocessing pool) may not start children
     if (workers == 1 or len(makers) < 2 or not sys.platform.startswith("linux")
             or mp.current_process().daemon):
@@ -89,8 +88,6 @@ def render(makers: Sequence[Callable[[], Figure]], dpi: int, workers: int = 1) -
 
 
 def _render_forked(makers: Sequence[Callable[[], Figure]], dpi: int) -> list[str]:
-    import multiprocessing as mp
-
     ctx = mp.get_context("fork")
     lock = ctx.Lock()
     front = ctx.RawValue("i", 0)  # next figure this process draws
