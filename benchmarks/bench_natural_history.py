@@ -22,6 +22,12 @@ is counted on the same trials.
     python benchmarks/bench_natural_history.py --sizes 20 60 --trials 20 --workers 2 \\
         --out benchmarks/results/natural_history.csv
 
+``--generator NAME=VALUE ...`` simulates patients whose natural history differs from the
+calibrated one (names of ``DEFAULT_NATURAL_HISTORY``, and ``dropout``, the base hazard of the
+informative dropout per month: 0.012 by default): how far the single-arm answers move when real
+patients drift more, drop out more or sit further from their floors than the published figures'
+generator. Its rows carry a ``generator`` column.
+
 Each trial is one task with its own seed (trial index + scenario), so results do not depend on
 the number of workers. Rows are appended to ``--out`` as they finish; a second run with the same
 ``--out`` skips the tasks already there.
@@ -114,7 +120,8 @@ def run_task(task: dict) -> list[dict]:
         n_ctl = task["size"] if arms == "two-arm" else 0
         data, truth = simulate_realistic_trial(
             task["size"], n_controls=n_ctl, enrolment_max_slope="median",
-            random_seed=task["seed"] + (50_000 if n_ctl else 0), **design)
+            random_seed=task["seed"] + (50_000 if n_ctl else 0), **design,
+            **task.get("generator", {}))
         cls = classical_analysis(data, threshold=THRESHOLD)
         cp = cls.patients[cls.patients["group"] == "treated"]
         classical = int(cp["responder"].fillna(False).astype(bool).sum())
@@ -124,6 +131,9 @@ def run_task(task: dict) -> list[dict]:
             row = {"scenario": task["scenario"], "size": task["size"], "trial": task["trial"],
                    "arms": arms, "model": model, "classical_declared": classical,
                    "classical_evaluable": int(cp["reduction"].notna().sum())}
+            if task.get("generator"):  # (a column only then: results files of the
+                # calibrated generator keep their layout)
+                row["generator"] = " ".join(f"{k}={v:g}" for k, v in task["generator"].items())
             row |= _fit_row(data, truth, MODELS[model], task["seed"])
             rows.append(row)
     return rows
@@ -147,7 +157,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         healthy=(table["max_r_hat"] <= 1.01) & (table["min_ess"] >= 400)
         & (table["divergences"] == 0),
     )
-    g = t.groupby(["scenario", "size", "arms", "model"])
+    keys = ["scenario", "size", "arms", "model"] + (["generator"] if "generator" in t else [])
+    g = t.groupby(keys)
     sums = g[["declared", "false_calls", "n_evaluable", "classical_declared",
               "classical_evaluable", "true_found", "true_responders"]].sum()
     out = pd.DataFrame({
@@ -175,6 +186,23 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _generator_overrides(items: list[str]) -> dict:
+    """``["ou_months=1.5", ...]`` -> ``{"ou_months": 1.5}``, names checked (those of
+    DEFAULT_NATURAL_HISTORY, and ``dropout``: the base hazard of informative dropout, 0 for
+    none)."""
+    from slopeshift.natural import DEFAULT_NATURAL_HISTORY
+
+    names = sorted(DEFAULT_NATURAL_HISTORY) + ["dropout"]
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in names:
+            raise SystemExit(f"--generator {item!r}: expected NAME=VALUE with NAME one of "
+                             f"{names}")
+        out[name] = float(value)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[20, 60])
@@ -187,14 +215,21 @@ def main(argv=None):
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
                     help="designs to simulate and fit (a trial already in --out is skipped "
                          "whatever its designs)")
+    ap.add_argument("--generator", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="natural history of the simulated patients other than the calibrated "
+                         "one (DEFAULT_NATURAL_HISTORY names, e.g. acceleration_sd=0): checks "
+                         "how the model fares when real patients differ from the published "
+                         "figures' generator")
     args = ap.parse_args(argv)
+    generator = _generator_overrides(args.generator)
     tasks = []
     for scenario, n_trials in (("no_effect", args.trials), ("effect", args.effect_trials)):
         for size in args.sizes:
             for trial in range(n_trials):
                 seed = 1000 * size + trial + (0 if scenario == "no_effect" else 500)
                 tasks.append({"scenario": scenario, "size": size, "trial": trial, "seed": seed,
-                              "models": args.models, "arms": args.arms})
+                              "models": args.models, "arms": args.arms,
+                              "generator": generator})
     out = Path(args.out)
     done = _read(out) if out.is_file() else pd.DataFrame()
     if len(done):
