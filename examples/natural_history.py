@@ -8,7 +8,9 @@ Usage: python examples/natural_history.py [OUT_DIR]
    whose untreated patients reproduce the published natural history of ALS. It is analysed
    three ways: the classical per-patient least-squares rule, the model without natural change
    (``drift=False, enrolment=None``: the run-in rate assumed to continue) and the default model
-   (drift, acceleration, enrolment).
+   (drift, acceleration, enrolment). Who was followed for less, and how fast they declined
+   (:func:`slopeshift.classical.followup_table`): fast decliners who leave make the later
+   cycles of a single-arm trial look slowed.
 2. The same design with a **concurrent control arm** (20 + 20) and a true 50% slowing.
 3. **Natural history from an untreated cohort** of your own (here simulated):
    ``NaturalHistory.from_cohort`` fits the drift and acceleration, and ``priors(weight=0.5)``
@@ -34,6 +36,7 @@ from slopeshift import (
     simulate_realistic_trial,
     simulate_untreated_cohort,
 )
+from slopeshift.classical import followup_summary, followup_table
 
 QUICK = {"draws": 400, "tune": 500, "chains": 2, "progressbar": False, "check": False}
 SEED = 7
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         random_seed=SEED)
     print(f"1. No treatment effect; {len(data.patients)} patients enrolled on a run-in slope "
           f"below {truth['enrolment_threshold']:.2f} points/month.")
+    print("   Follow-up and dropout:", followup_summary(followup_table(data)))
     cls = classical_analysis(data)
     cp = cls.patients[cls.patients["group"] == "treated"]
     rows.append({"analysis": "no effect: classical least squares",

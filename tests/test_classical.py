@@ -14,9 +14,12 @@ import slopeshift
 from slopeshift import TrialData
 from slopeshift.classical import (
     CLASSICAL_CAVEAT,
+    FOLLOWUP_NOTE,
     ClassicalResult,
     classical_analysis,
     classical_slopes,
+    followup_summary,
+    followup_table,
     side_by_side,
 )
 
@@ -203,3 +206,47 @@ def test_fit_classical(small_fit):
     assert (t.set_index("patient").loc[untreated, "agreement"] == "not evaluable").all()
     html = _classical_html(small_fit, 0.25)
     assert "Wilcoxon signed-rank" in html and "<table>" in html and "38%" in html
+
+
+def test_followup_table_splits_by_follow_up_and_averages_the_slopes(data):
+    """Follow-up after the first injection: A 9, H 10 months (the 90th percentile is 9.4,
+    so under 7.52 is "for less"): B 6, D 4, E 3, F 6, G 2; C was never injected."""
+    t = followup_table(data)
+    assert list(t["followed"]) == ["to the end", "for less"]
+    assert (t["group"] == "treated").all()
+    end, less = t.iloc[0], t.iloc[1]
+    assert (end["patients"], less["patients"]) == (2, 5)
+    assert (end["followup_min"], end["followup_max"]) == (9.0, 10.0)
+    assert (less["followup_min"], less["followup_max"]) == (2.0, 6.0)
+    assert end["post_slope"] == pytest.approx((-0.4 - 0.9) / 2)
+    assert end["pre_slope"] == pytest.approx(-1.0)
+    assert end["change"] == pytest.approx((0.6 + 0.1) / 2)
+    # F has no run-in slope (one run-in visit): it counts in the post-injection mean only
+    assert less["post_slope"] == pytest.approx(-(1 / 3 + 1 + 2 / 3 + 1 / 3 + 1) / 5)
+    assert less["pre_slope"] == pytest.approx((1 / 3 - 2 - 1 - 0.5) / 4)
+    assert less["change"] == pytest.approx((-2 / 3 + 1 + 1 / 3 - 0.5) / 4)
+    assert less["with_post_slope"] == 5
+    assert t.attrs["note"] == FOLLOWUP_NOTE
+    text = followup_summary(t)
+    assert text.startswith("5 of 7 treated patients were followed for less (2.0-6.0 months")
+    assert "declined at -0.67 points/month (run-in -0.79, change +0.04)" in text
+    assert "followed to the end (9.0-10.0 months) declined at -0.65" in text
+    assert "%/month" in followup_summary(t, "%")
+
+
+def test_followup_table_sees_dropout_of_fast_decliners_and_not_where_there_is_none():
+    from slopeshift import simulate_realistic_trial
+
+    kw = dict(n_controls=20, enrolment_max_slope="median", gaps=(3.0,), random_seed=7)
+    none, _ = simulate_realistic_trial(40, dropout=False, **kw)
+    t = followup_table(none)
+    assert list(t["followed"]) == ["to the end", "to the end"]
+    assert list(t["group"]) == ["treated", "control"]
+    assert followup_summary(t).startswith("Every treated patient was followed to the end")
+    # heavy dropout on the current pace: those who left had declined faster after the
+    # injection than those followed to the end, in both arms
+    heavy, truth = simulate_realistic_trial(40, dropout=0.05, **kw)
+    t = followup_table(heavy).set_index(["group", "followed"])
+    for arm in ("treated", "control"):
+        assert t.loc[(arm, "for less"), "post_slope"] < t.loc[(arm, "to the end"), "post_slope"]
+    assert t.loc[("treated", "for less"), "patients"] >= 10

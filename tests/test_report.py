@@ -110,6 +110,12 @@ def test_report_sections_and_caveat(report, small_fit):
     ok = small_fit.diagnostics().attrs["ok"]
     assert ("Diagnostics healthy" if ok else "Diagnostics OUT OF BOUNDS") in text
     assert "The first 8 of 20 patients are shown." in text
+    # who was followed for less, and how fast they declined (informative dropout)
+    from slopeshift.classical import FOLLOWUP_NOTE, followup_summary, followup_table
+
+    assert "Follow-up and dropout" in page.headings
+    assert page.by_id["followup"].strip() == followup_summary(followup_table(small_fit.data))
+    assert FOLLOWUP_NOTE in text
     # text is escaped: no raw '>' from a label reaches the markup
     assert "(slowing &gt; 25%)" in raw and "(slowing > 25%)" not in raw
 

@@ -32,9 +32,12 @@ from slopeshift.data import TrialData
 __all__ = [
     "CLASSICAL_CAVEAT",
     "COMPARISON_ARMS",
+    "FOLLOWUP_NOTE",
     "ClassicalResult",
     "classical_analysis",
     "classical_slopes",
+    "followup_summary",
+    "followup_table",
     "side_by_side",
 ]
 
@@ -388,6 +391,121 @@ def classical_analysis(
         responders=counts, wilcoxon=wil, mean_improvement_pct=mean_pct,
         improvement_of_means_pct=float(of_means), comparisons=comparisons,
     )
+
+
+#: What the follow-up table can and cannot show.
+FOLLOWUP_NOTE = (
+    "Follow-up: months from the first injection to the last visit; \"for less\": under 80% of "
+    "the arm's longest (its 90th percentile), whether the patient left or the protocol "
+    "followed them for less. Slopes are least-squares "
+    "means (per month) over the patients with one (those who left right after the "
+    "injection have none). If those followed for less declined faster after the first injection "
+    "than their run-in predicts, dropout followed the decline: the patients left in later "
+    "cycles are the slower ones, and without a control arm that looks like slowing (the model "
+    "treats missing visits as missing at random)."
+)
+
+#: Followed "for less" when under this share of the arm's longest follow-up
+#: (its 90th percentile, so that one long straggler does not set it).
+_EARLY = 0.8
+
+
+def followup_table(data: TrialData, *, min_visits: int = 2) -> pd.DataFrame:
+    """Who was followed for less in each arm, and how fast they declined beside the others.
+
+    A descriptive check of informative dropout: ALS patients who decline fast die or leave
+    more, so the patients still followed in later cycles are the slower ones. The injected
+    patients of each arm (treated, and control with sham injections) are split into those
+    followed to the end and those followed for less (follow-up after the first injection under
+    80% of the arm's longest, its 90th percentile), with each group's mean run-in and
+    post-injection least-squares slopes. Follow-up cut short by the protocol (fewer
+    injections, later enrolment) counts too: read the slopes beside the run-in.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+    min_visits : int, default 2
+        Fewest visits a slope needs (see :func:`classical_slopes`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per arm and group: ``group`` ("treated" or "control"), ``followed`` ("to the
+        end" or "for less"), ``patients``, ``followup_min`` and ``followup_max`` (months
+        after the first injection), ``pre_slope`` and ``post_slope`` (mean least-squares
+        slopes of the run-in and of all visits from the first injection on, points/month, over
+        the patients with one), ``change`` (mean post - pre over the patients with both;
+        positive = slower after the injection) and ``with_post_slope`` (patients with a
+        post-injection slope). ``attrs["note"]`` holds :data:`FOLLOWUP_NOTE`.
+    """
+    slopes = classical_slopes(data, min_visits=min_visits)
+    group = _group(data)
+    pts = _patient_rows(slopes, group).set_index("patient")
+    last = data.visits.groupby("patient")["month"].max()
+    rows = []
+    for name in ("treated", "control"):
+        ids = [p for p in pts.index if pts.at[p, "group"] == name]
+        if not ids:
+            continue
+        f = last.reindex(ids).clip(lower=0.0).astype(float)
+        early = f < _EARLY * float(np.percentile(f, 90))
+        for label, members in (("to the end", f.index[~early]), ("for less", f.index[early])):
+            if not len(members):
+                continue
+            sub = pts.loc[members]
+            rows.append({
+                "group": name, "followed": label, "patients": len(members),
+                "followup_min": float(f[members].min()), "followup_max": float(f[members].max()),
+                "pre_slope": float(sub["pre_slope"].mean()),
+                "post_slope": float(sub["post_slope"].mean()),
+                "change": float(sub["change"].mean()),
+                "with_post_slope": int(sub["post_slope"].notna().sum()),
+            })
+    out = pd.DataFrame(rows, columns=["group", "followed", "patients", "followup_min",
+                                      "followup_max", "pre_slope", "post_slope", "change",
+                                      "with_post_slope"])
+    out.attrs["note"] = FOLLOWUP_NOTE
+    return out
+
+
+def followup_summary(table: pd.DataFrame, unit: str = "points") -> str:
+    """One sentence per arm from :func:`followup_table`: how many were followed for less, and
+    how fast they declined after the first injection beside those followed to the end.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`followup_table`.
+    unit : str, default "points"
+        The outcome's unit (``TrialData.spec.unit``): slopes are in unit/month.
+
+    Returns
+    -------
+    str
+    """
+    s = []
+    for name, sub in table.groupby("group", sort=False):
+        end = sub[sub["followed"] == "to the end"].iloc[0]
+        left = sub[sub["followed"] == "for less"]
+        if not len(left):
+            s.append(f"Every {name} patient was followed to the end ({end['followup_min']:.1f}-"
+                     f"{end['followup_max']:.1f} months after the first injection).")
+            continue
+        e = left.iloc[0]
+        n = int(e["patients"] + end["patients"])
+        post = ("none had a slope after it" if e["with_post_slope"] == 0 else
+                f"the {int(e['with_post_slope'])} with a slope after it declined at "
+                f"{e['post_slope']:.2f} {unit}/month (run-in {e['pre_slope']:.2f}, change "
+                f"{e['change']:+.2f})")
+        s.append(
+            f"{int(e['patients'])} of {n} {name} patients were followed for less "
+            f"({e['followup_min']:.1f}-{e['followup_max']:.1f} months after the first "
+            f"injection): {post}; those "
+            f"followed to the end ({end['followup_min']:.1f}-{end['followup_max']:.1f} "
+            f"months) declined at {end['post_slope']:.2f} (run-in {end['pre_slope']:.2f}, "
+            f"change {end['change']:+.2f}).")
+    return " ".join(s)
 
 
 def side_by_side(

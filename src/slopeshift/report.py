@@ -589,7 +589,33 @@ def _data_html(fit: FitResult) -> str:
                   f"{o['mean_runin_months']:.1f}"],
     })
     notes = "".join(f"<li>{_esc(n)}</li>" for n in fit.data.notes)
-    return _html_table(rows) + (f"<ul class=\"note\">{notes}</ul>" if notes else "")
+    return (_html_table(rows) + (f"<ul class=\"note\">{notes}</ul>" if notes else "")
+            + _followup_html(fit))
+
+
+def _followup_html(fit: FitResult) -> str:
+    """Who was followed for less, and how fast they declined (informative dropout)."""
+    from slopeshift.classical import followup_summary, followup_table
+
+    table = followup_table(fit.data)
+    if table.empty:
+        return ""
+    rate = f"({fit.data.spec.unit}/month)"
+    shown = pd.DataFrame({
+        "arm": table["group"],
+        "followed": table["followed"],
+        "patients": table["patients"],
+        "follow-up (months)": [f"{a:.1f}-{b:.1f}" for a, b in
+                               zip(table["followup_min"], table["followup_max"], strict=True)],
+        f"run-in slope {rate}": [format_number(v, 2) for v in table["pre_slope"]],
+        f"slope after the first injection {rate}": [format_number(v, 2)
+                                                     for v in table["post_slope"]],
+        f"change {rate}": [format_number(v, 2) for v in table["change"]],
+        "with a slope after": table["with_post_slope"],
+    })
+    summary = followup_summary(table, fit.data.spec.unit)
+    return (f"<h3>Follow-up and dropout</h3><p id=\"followup\">{_esc(summary)}"
+            f"</p>{_html_table(shown)}<p class=\"note\">{_esc(table.attrs['note'])}</p>")
 
 
 def _classical_html(fit: FitResult, threshold: float) -> str:
