@@ -42,7 +42,8 @@ CAVEAT = (
     "forward with the natural-history drift and acceleration (and, with a control arm, the "
     "change the controls showed). Without controls that natural change comes from published "
     "natural history, not from this trial: a population that slows naturally more than "
-    "untreated ALS patients do can still look treated."
+    "untreated ALS patients do can still look treated, and so can later cycles from which the "
+    "fastest decliners have dropped out."
 )
 
 
