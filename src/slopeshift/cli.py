@@ -260,7 +260,8 @@ def _names(text: str) -> list[str]:
 
 
 def _read_priors(path: Path, parameterization: str = "ratio",
-                 drift: bool = True, domains: bool = False) -> dict[str, Prior]:
+                 drift: bool = True, domains: bool = False,
+                 dropout: bool = False) -> dict[str, Prior]:
     """Priors from a TOML file, one table per prior name, as ``SlopeShiftModel(priors=...)``.
 
     A file such as::
@@ -287,6 +288,10 @@ def _read_priors(path: Path, parameterization: str = "ratio",
     drift : bool, default True
         Whether the model has natural drift (then ``sd_drift``, ``acceleration``,
         ``natural_cycle`` and ``natural_shift`` are valid names too).
+    domains : bool, default False
+        The four-domain model (its priors' names are valid instead of the total's).
+    dropout : bool, default False
+        The selection model of dropout (``dropout_intercept`` and ``dropout_slope`` valid).
 
     Returns
     -------
@@ -308,7 +313,7 @@ def _read_priors(path: Path, parameterization: str = "ratio",
         raise ValueError(f"{where}: cannot read the file ({err.strerror}).") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{where}: not a valid TOML file: {err}.") from None
-    valid = required_keys(parameterization, natural=drift, domains=domains)
+    valid = required_keys(parameterization, natural=drift, domains=domains, dropout=dropout)
     problems = []
     unknown = sorted(k for k in table if k not in valid)
     if unknown:
@@ -373,6 +378,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "rate by the items left above 0, exclude also keeps cycles with a "
                         "domain at its floor out of slowing and responder counts, include does "
                         "neither (default: %(default)s)")
+    g.add_argument("--dropout", default="ignore", choices=["ignore", "selection"],
+                   help="patients who leave: ignore treats their missing visits as missing at "
+                        "random; selection models that those followed for less may have left "
+                        "because they declined fast (a probit on the last cycle's slope, "
+                        "integrated exactly), which otherwise makes later cycles of a "
+                        "single-arm trial look slowed (default: %(default)s)")
     g.add_argument("--domains", action="store_true",
                    help="experimental: model the four ALSFRS-R domains, each censored at 0, "
                         "instead of the total (needs the 12 items; minutes, not seconds: the "
@@ -539,6 +550,7 @@ def _model(data: TrialData, args: argparse.Namespace,
         censored=args.censored, drift=args.drift, enrolment=args.enrolment, floors=args.floors,
         flat_runin=args.flat_runin, slowing=args.slowing,
         interval_effect=args.interval_effect, priors=priors, domains=args.domains,
+        dropout=args.dropout,
     )
 
 
@@ -597,7 +609,7 @@ def _run(args: argparse.Namespace) -> None:
     # a bad priors file fails before the data are read
     priors = (None if args.priors is None
               else _read_priors(args.priors, args.parameterization, args.drift,
-                                args.domains))
+                                args.domains, args.dropout == "selection"))
     if args.command == "demo":
         print("Bundled example: a SIMULATED trial shaped like NCT04821479 (no real patient).")
         data = example_trial()

@@ -188,6 +188,16 @@ class SlopeShiftModel:
         censoring), so fitting takes minutes, not seconds. ``jump`` is not available with it;
         ``floors="exclude"`` still keeps cycles in which a whole domain sat at its lasting floor out
         of responder counts.
+    dropout : {"ignore", "selection"}, default "ignore"
+        Patients who leave. ``"ignore"``: their missing visits are missing at random.
+        ``"selection"``: a shared-parameter selection model of informative dropout. A patient
+        followed for less than 80% of the arm's longest follow-up (its 90th percentile; months
+        after the first injection, :func:`slopeshift.classical.followup_table`) left with
+        probability Phi(``dropout_intercept`` + ``dropout_slope`` (b_i - b_ref)), b_i the
+        patient's slope in their last cycle (units/month) and b_ref the median run-in slope;
+        b_i is integrated out exactly over its conditional posterior given the scores.
+        Without it, fast decliners who leave make the later cycles of a single-arm trial look
+        slowed (docs "Natural history"). Needs the marginal model.
     """
 
     def __init__(
@@ -211,6 +221,7 @@ class SlopeShiftModel:
         slowing: str = "per_cycle",
         interval_effect: bool = True,
         domains: bool = False,
+        dropout: str = "ignore",
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -252,6 +263,16 @@ class SlopeShiftModel:
         }
         if domains:  # stored only when on, so that configs of total models stay as they were
             self.config["domains"] = True
+        if dropout not in ("ignore", "selection"):
+            raise ValueError(f"dropout must be 'ignore' or 'selection', not {dropout!r}.")
+        if dropout == "selection":  # stored only when on (configs of other models unchanged)
+            if self.config["effects"] != "marginal" or domains:
+                raise ValueError(
+                    "dropout='selection' integrates each patient's last-cycle slope over its "
+                    "exact conditional posterior: it needs the marginal model (Normal "
+                    "likelihood, no censoring, totals; not domains=True or "
+                    "effects='latent').")
+            self.config["dropout"] = "selection"
         if slowing not in _SLOWINGS:
             raise ValueError(f"slowing must be one of {_SLOWINGS}, not {slowing!r}.")
         if floors not in ("exclude", "adjust", "include"):
@@ -268,7 +289,7 @@ class SlopeShiftModel:
             self.design["domain_floor_factor"] = _domain_floor_array(data, self.design)
         self.priors = resolve_priors(
             data.outcome, parameterization, priors, float(np.mean(self.design["y"].values)),
-            natural=bool(drift), domains=bool(domains),
+            natural=bool(drift), domains=bool(domains), dropout=dropout == "selection",
         )
         self._pymc_model: pm.Model | None = None
         self._compiled: dict = {}
@@ -373,6 +394,7 @@ class SlopeShiftModel:
             "g_bar": float(g_mean[cell.any(axis=0)].mean()) if cell.any() else 0.0,
             "shear_w": cell.any(axis=0) / max(int(cell.any(axis=0).sum()), 1),
             "n_eff": float(cell.sum()),
+            **self._dropout_constants(has),
         } | self._enrolment_constants()
         self._consts["beta_centring"] = self._beta_centring()
         slope, var, ok = self._period_slopes()
@@ -387,6 +409,30 @@ class SlopeShiftModel:
                 np.ones(d["domain_floor_factor"].shape) if self.config["floors"] == "include"
                 else d["domain_floor_factor"].values)
         return self._consts
+
+    def _dropout_constants(self, has: np.ndarray) -> dict:
+        """Each patient's last cycle (one-hot, patient x cycle) and whether the patient was
+        followed for less (+1) or to the end (-1) in their arm (0: no cycle)."""
+        from slopeshift.classical import _EARLY, _group
+
+        d = self.design
+        month = d["month"].values
+        p_idx = d["patient_index"].values
+        last = np.full(d.sizes["patient"], -np.inf)
+        np.maximum.at(last, p_idx, month)
+        f = np.maximum(last, 0.0)
+        n_k = has.shape[1]
+        last_k = np.zeros(has.shape)
+        sign = np.zeros(d.sizes["patient"])
+        any_c = has.any(axis=1)
+        idx = np.where(any_c, n_k - 1 - np.argmax(has[:, ::-1], axis=1), 0)
+        last_k[np.flatnonzero(any_c), idx[any_c]] = 1.0
+        grp = _group(self.data).reindex(d["patient"].values).to_numpy()
+        for g in np.unique(grp[any_c]):
+            sel = any_c & (grp == g)
+            early = f[sel] < _EARLY * np.percentile(f[sel], 90)
+            sign[np.flatnonzero(sel)] = np.where(early, 1.0, -1.0)
+        return {"last_cycle": last_k, "dropout_sign": sign}
 
     #: constants that steer how the graph is built (Python-level decisions); every other
     #: constant enters the graph as data (see :meth:`_graph_constants`)
@@ -771,6 +817,8 @@ class SlopeShiftModel:
                     k["n_visits"], q, sigma, sqrt=pt.sqrt, log=pt.log,
                 )
                 pm.Potential("y_marginal", terms.logp.sum())
+                if cfg.get("dropout") == "selection":
+                    self._dropout_potential(terms, loadings, q, fixed_slope, sigma, k)
                 self._pack.finish()
                 return model
 
@@ -1045,6 +1093,96 @@ class SlopeShiftModel:
             q += n_k
         return loadings, q
 
+    def _last_slope_terms(self, terms, loadings, q, fixed_slope, sigma, k) -> dict:
+        """The last cycle's slope given the scores: its loadings on the effects ``w``,
+        x = C^-1 w, and its conditional mean and variance (fixed slope + w' E[zeta | y],
+        sigma^2 x'x), for NumPy arrays or tensors (last axis: patient)."""
+        n_k = self.design.sizes["cycle"]
+        last = k["last_cycle"]
+        w = []
+        for col in range(q):
+            acc = 0.0
+            for j in range(n_k):
+                v = loadings.get((j, col))
+                if v is not None:
+                    acc = acc + last[:, j] * v
+            w.append(acc)
+        C = terms.chol
+        x = []
+        for i in range(q):
+            acc = w[i]
+            for m in range(i):
+                acc = acc - C[i][m] * x[m]
+            x.append(acc / C[i][i])
+        mean = (fixed_slope * last).sum(axis=-1) + sum(x[i] * terms.z[i] for i in range(q))
+        var = sigma**2 * sum(xi**2 for xi in x)
+        return {"w": w, "x": x, "mean": mean, "var": var}
+
+    def _select_draws(self, zeta, terms, loadings, q, fixed, sigma, p, k, rng) -> np.ndarray:
+        """Move Gaussian draws of the effects to their exact conditional posterior under the
+        selection model of dropout, in place; returns log P(s_i | y_i) (draw, patient).
+
+        Given the scores, (zeta, U) is jointly Normal with U = a + c (b_last - b_ref) + N(0, 1)
+        the selection's latent variable (U > 0: followed for less). A draw of U from its
+        marginal truncated to the observed side, and the draw zeta0 moved by
+        Cov(zeta, U) / Var(U) (U - U0) (U0 the latent of zeta0 and its own noise), is a draw
+        from zeta given y and s: exact, as for the effects themselves.
+        """
+        from scipy.special import log_ndtr, ndtr, ndtri
+
+        t = self._last_slope_terms(terms, loadings, q, fixed, sigma, k)
+        a = p["dropout_intercept"][:, None]
+        c = p["dropout_slope"][:, None]
+        s = k["dropout_sign"][None, :]
+        mu_u = a + c * (t["mean"] - k["rate_ref"])
+        sd_u = np.sqrt(1.0 + c**2 * t["var"])
+        # zeta's own latent, and S w = sigma^2 C'^-1 x (Cov(zeta, b_last))
+        C = terms.chol
+        b_last = (fixed * k["last_cycle"]).sum(axis=-1) + sum(t["w"][i] * zeta[i]
+                                                               for i in range(q))
+        u0 = a + c * (b_last - k["rate_ref"]) + rng.standard_normal(mu_u.shape)
+        sw = [None] * q
+        for i in reversed(range(q)):
+            acc = t["x"][i]
+            for m in range(i + 1, q):
+                acc = acc - C[m][i] * sw[m]
+            sw[i] = acc / C[i][i]
+        sw = [sigma**2 * v for v in sw]
+        # U from N(mu_u, sd_u) truncated to U > 0 (s = +1) or U < 0 (s = -1), drawn on the
+        # side away from the bulk for accuracy in the tails
+        alpha = -s * mu_u / sd_u  # the bound on s * Z, Z standard normal
+        uni = rng.uniform(size=mu_u.shape)
+        tail = ndtr(-alpha)  # P(s Z > alpha)
+        z = -ndtri(np.clip(tail * uni, 1e-300, 1.0))  # s Z given s Z > alpha
+        u = mu_u + s * sd_u * z
+        move = np.where(s != 0, c * (u - u0) / sd_u**2, 0.0)
+        for i in range(q):
+            zeta[i] = zeta[i] + move * sw[i]
+        return np.where(s != 0, log_ndtr(s * mu_u / sd_u), 0.0)
+
+    def _dropout_potential(self, terms, loadings, q, fixed_slope, sigma, k) -> None:
+        """The selection model of dropout (``dropout="selection"``).
+
+        A patient is followed for less (s_i = +1) or to the end (s_i = -1) in their arm
+        (:func:`slopeshift.classical.followup_table`'s rule). P(s_i = +1 | b_i) =
+        Phi(a + c (b_i - b_ref)), b_i the patient's slope in their last cycle (natural rate,
+        slowing, drift and the patient's deviations) and b_ref the median run-in slope. Given
+        the scores, b_i is Normal with mean m_i and variance v_i (the exact conditional
+        posterior of the integrated-out effects), so the selection integrates out exactly:
+        P(s_i | y_i) = Phi(s_i (a + c (m_i - b_ref)) / sqrt(1 + c^2 v_i)). This is a
+        shared-parameter model of data missing not at random: patients who leave because they
+        decline fast leave the slower ones in later cycles, which the model of the scores alone
+        reads as slowing.
+        """
+        t = self._last_slope_terms(terms, loadings, q, fixed_slope, sigma, k)
+        a = self._prior("dropout_intercept").create("dropout_intercept")
+        c = self._prior("dropout_slope").create("dropout_slope")
+        arg = (k["dropout_sign"] * (a + c * (t["mean"] - k["rate_ref"]))
+               / pt.sqrt(1.0 + c**2 * t["var"]))
+        keep = pt.neq(k["dropout_sign"], 0.0)
+        pm.Potential("dropout", pt.switch(keep, pm.logcdf(pm.Normal.dist(0.0, 1.0), arg),
+                                          0.0).sum())
+
     def _enrolment_potential(self, mu_beta, sd_beta, sd_drift, sigma, k) -> None:
         """Condition on enrolment: each enrolled patient's run-in slope passed the rule.
 
@@ -1104,7 +1242,7 @@ class SlopeShiftModel:
 
         names = ["alpha", "beta_pre", "theta", "sd_patient", "sd_patient_cycle", "sigma"]
         names += [v for v in ("gamma", "acceleration", "natural_cycle", "natural_ratio",
-                              "sd_drift", "jump",
+                              "dropout_intercept", "dropout_slope", "sd_drift", "jump",
                               "sd_jump", "mu_alpha", "sd_alpha", "mu_beta", "sd_beta")
                   if v in posterior]
         par = {v: arr(v) for v in names}
@@ -1236,6 +1374,9 @@ class SlopeShiftModel:
             sdd = None if sd_d is None else sd_d[sl][col]
             eps = rng.standard_normal((q, *c.shape))
             zeta = marginal_draws(terms, sigma[sl][col], eps)
+            if self.config.get("dropout") == "selection":
+                ll_sel = self._select_draws(zeta, terms, loadings, q, fixed, sigma[sl][col],
+                                            p, k, rng)
             # the cycle's combined deviation v = s * zeta_k, split into slowing and drift
             a_sd = np.abs(load) * sd_c[sl][:, None, None]  # SD of the slowing part of v
             v = np.stack([loadings[(j, j)] * zeta[j] for j in range(n_k)], axis=-1)
@@ -1269,6 +1410,8 @@ class SlopeShiftModel:
                 J = p["jump"][:, None, :] + p["sd_jump"][:, None, None] * zj
                 out["jump_patient"][sl] = np.where(cell, J, np.nan)
             loglik[sl] = terms.logp
+            if self.config.get("dropout") == "selection":
+                loglik[sl] = loglik[sl] + ll_sel
         coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                   "patient": self.design["patient"].values, "cycle": self.design["cycle"].values}
         dims = ("chain", "draw", "patient", "cycle")

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymc as pm
 
-__all__ = ["DOMAIN_KEYS", "EFFECT_PRIOR_SETS", "PRIOR_DISTS", "Prior", "default_priors",
-           "effect_prior_set", "effect_priors", "resolve_priors"]
+__all__ = ["DOMAIN_KEYS", "DROPOUT_KEYS", "EFFECT_PRIOR_SETS", "PRIOR_DISTS", "Prior",
+           "default_priors", "dropout_priors", "effect_prior_set", "effect_priors",
+           "resolve_priors"]
 
 #: Distributions a prior may use, with their parameter names.
 PRIOR_DISTS: dict[str, tuple[str, ...]] = {
@@ -66,7 +67,15 @@ PRIOR_DOCS: dict[str, str] = {
                    "bad day; points of the total, spread over the domains by their shares)",
     "sd_share": "domain model: SD between patients of the log share of the decline that each "
                 "domain carries",
+    "dropout_intercept": "dropout='selection': probit of being followed for less at the "
+                         "median run-in slope (0 = one in two)",
+    "dropout_slope": "dropout='selection': change of that probit per unit/month of the "
+                     "patient's slope in their last cycle (negative = faster decliners leave "
+                     "more; per units/month)",
 }
+
+#: Prior keys of the selection model of dropout (``SlopeShiftModel(dropout="selection")``).
+DROPOUT_KEYS = ("dropout_intercept", "dropout_slope")
 
 #: Prior keys of the four-domain model (``SlopeShiftModel(domains=True)``), in place of
 #: ``mu_alpha``, ``sd_alpha`` and ``sigma`` of the total.
@@ -384,10 +393,34 @@ def default_priors(outcome: str, parameterization: str = "ratio",
     return out
 
 
+def dropout_priors(outcome: str) -> dict[str, Prior]:
+    """Default priors of the selection model of dropout (``dropout="selection"``).
+
+    P(followed for less) = Phi(dropout_intercept + dropout_slope (b_last - b_ref)), b_last the
+    patient's slope in their last cycle and b_ref the median run-in slope (units/month). Both
+    are weakly informative: the intercept Normal(0, 1.5) spans shares of 1% to 99%, and the
+    slope Normal(0, 1 / scale) per units/month (scale 1 for ALSFRS-R, 2.5 for FVC) lets a
+    patient declining 1 point/month faster than the median be from much less to much more
+    likely to leave.
+
+    Parameters
+    ----------
+    outcome : str
+
+    Returns
+    -------
+    dict of str to Prior
+    """
+    scale = _SCALES.get(outcome, 1.0)
+    return {"dropout_intercept": Prior("Normal", mu=0.0, sigma=1.5),
+            "dropout_slope": Prior("Normal", mu=0.0, sigma=1.0 / scale)}
+
+
 def required_keys(parameterization: str, natural: bool = True,
-                  domains: bool = False) -> list[str]:
+                  domains: bool = False, dropout: bool = False) -> list[str]:
     """Prior keys every model of this parameterisation needs (``natural``: with drift;
-    ``domains``: the four-domain model of ALSFRS-R items)."""
+    ``domains``: the four-domain model of ALSFRS-R items; ``dropout``: with the selection
+    model of dropout, ``dropout="selection"``)."""
     effect = "rho_cycle" if parameterization == "ratio" else "delta_cycle"
     keys = ["mu_alpha", "sd_alpha", "mu_beta", "sd_beta", effect, "sd_patient",
             "sd_patient_cycle", "theta", "gamma", "sigma", "nu", "jump", "sd_jump"]
@@ -395,7 +428,8 @@ def required_keys(parameterization: str, natural: bool = True,
         keys = [k for k in keys if k not in _TOTAL_ONLY + ("jump", "sd_jump")]
         keys += list(DOMAIN_KEYS)
     return keys + (["sd_drift", "acceleration", "natural_cycle", "natural_ratio",
-                    "natural_shift"] if natural else [])
+                    "natural_shift"] if natural else []) + (list(DROPOUT_KEYS) if dropout
+                                                            else [])
 
 
 def resolve_priors(
@@ -405,6 +439,7 @@ def resolve_priors(
     data_centre: float | None,
     natural: bool = True,
     domains: bool = False,
+    dropout: bool = False,
 ) -> dict[str, Prior]:
     """Merge user priors into the defaults, rejecting unknown keys and reporting missing ones.
 
@@ -420,12 +455,14 @@ def resolve_priors(
     domains : bool, default False
         Whether the model is the four-domain model (:data:`DOMAIN_KEYS` replace the total's
         intercept and noise priors).
+    dropout : bool, default False
+        Whether the model has the selection model of dropout (then :data:`DROPOUT_KEYS`).
 
     Returns
     -------
     dict of str to Prior
     """
-    valid = required_keys(parameterization, natural, domains)
+    valid = required_keys(parameterization, natural, domains, dropout)
     user = dict(user or {})
     unknown = sorted(k for k in user if k not in valid)
     if unknown:
@@ -435,6 +472,8 @@ def resolve_priors(
         )
     defaults = {k: v for k, v in default_priors(outcome, parameterization, data_centre,
                                                 natural, domains).items() if k in valid}
+    if dropout:
+        defaults |= dropout_priors(outcome)
     merged = defaults | {k: Prior.from_value(v) for k, v in user.items()}
     missing = [k for k in valid if k not in merged]
     if missing:

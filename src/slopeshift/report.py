@@ -76,6 +76,8 @@ _PRIOR_LABELS = {
     "natural_shift": "prior SD of a single-arm trial's own natural change per cycle",
     "natural_ratio": "with controls: change of each cycle's natural change per unit of the "
                      "patient's rate (unitless)",
+    "dropout_intercept": "probit of being followed for less, at the median run-in slope",
+    "dropout_slope": "its change per unit/month of the last cycle's slope",
 }
 #: Above this many patients the report leaves the per-patient forest plot out.
 _MAX_FOREST = 200
@@ -125,6 +127,8 @@ def _used_priors(config: dict) -> list[str]:
         keys += ["jump", "sd_jump"]
     if config.get("drift"):
         keys += ["sd_drift", "acceleration", "natural_cycle", "natural_ratio", "natural_shift"]
+    if config.get("dropout") == "selection":
+        keys += ["dropout_intercept", "dropout_slope"]
     return [k for k in keys if k in config["priors"]]
 
 
@@ -227,6 +231,13 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
                  "they were then drawn from their exact conditional posterior.")
     if cfg.get("jump"):
         s.append("An acute change of score at each injection was also estimated.")
+    if cfg.get("dropout") == "selection":
+        s.append("Dropout was modelled as possibly informative (a shared-parameter selection "
+                 "model): the probability that a patient was followed for less than 80% of "
+                 "the arm's longest follow-up was a probit in the patient's slope in their "
+                 "last cycle, integrated exactly over that slope's conditional posterior, so "
+                 "that patients who left because they declined fast did not make the "
+                 "remaining patients' cycles look slowed.")
     resid = ("Student-t residuals (robust to outlying scores)"
              if cfg.get("likelihood") == "student_t" else "normal residuals")
     if cfg.get("domains"):
@@ -614,6 +625,14 @@ def _followup_html(fit: FitResult) -> str:
         "with a slope after": table["with_post_slope"],
     })
     summary = followup_summary(table, fit.data.spec.unit)
+    less = table[(table["group"] == "treated") & (table["followed"] == "for less")]
+    if len(less) and not _has_controls(fit):
+        summary += (" Without a control arm, patients who left because they declined fast "
+                    "make later cycles look slowed: "
+                    + ("this fit models that (dropout='selection')."
+                       if fit.config.get("dropout") == "selection" else
+                       "refit with dropout='selection' (CLI: --dropout selection) to model "
+                       "it, and compare."))
     return (f"<h3>Follow-up and dropout</h3><p id=\"followup\">{_esc(summary)}"
             f"</p>{_html_table(shown)}<p class=\"note\">{_esc(table.attrs['note'])}</p>")
 

@@ -115,7 +115,8 @@ def refit_model(fit: FitResult, **changes: Any) -> SlopeShiftModel:
             inherited.pop(key, None)
     valid = set(required_keys(options.get("parameterization", "ratio"),
                               bool(options.get("drift", True)),
-                              bool(options.get("domains", False))))
+                              bool(options.get("domains", False)),
+                              options.get("dropout") == "selection"))
     priors = {k: Prior.from_value(v) for k, v in inherited.items() if k in valid}
     priors |= {k: Prior.from_value(v) for k, v in new_priors.items()}
     return SlopeShiftModel(fit.data, **options, priors=priors)
