@@ -15,8 +15,9 @@ Scenarios (each over many simulated trials):
   patient SD 0.2, injections 3, 3 and 5 months apart (the motivating design).
 
 Models: ``default`` (natural drift and acceleration, enrolment 'auto'), ``old`` (drift=False,
-enrolment=None: the run-in rate assumed to continue, as before), and on two-arm trials
-``default`` with the controls. The classical rule (per-patient least squares, > 25% slowing)
+enrolment=None: the run-in rate assumed to continue, as before), ``selection`` (the default
+with the selection model of informative dropout, ``dropout="selection"``), and on two-arm
+trials ``default`` with the controls. The classical rule (per-patient least squares, > 25% slowing)
 is counted on the same trials.
 
     python benchmarks/bench_natural_history.py --sizes 20 60 --trials 20 --workers 2 \\
@@ -60,7 +61,9 @@ MODELS = {"default": {}, "old": {"drift": False, "enrolment": None, "floors": "i
           # not in the default --models: it takes minutes per fit
           "domains": {"domains": True},
           # the slowing priors that were the default until 2026-11-30 (effect_priors("sceptical"))
-          "sceptical": {"priors": "sceptical"}}
+          "sceptical": {"priors": "sceptical"},
+          # the selection model of informative dropout (dropout="selection")
+          "selection": {"dropout": "selection"}}
 DEFAULT_MODELS = ["default", "old"]
 MAX_CYCLES = 4
 ARMS = ("single", "two-arm")
