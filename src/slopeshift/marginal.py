@@ -42,7 +42,7 @@ import numpy as np
 
 __all__ = [
     "MarginalTerms", "exposure_gram", "low_rank_terms", "marginal_terms", "patient_moments",
-    "residual_products",
+    "residual_products", "solve_lower", "solve_upper",
 ]
 
 
@@ -233,12 +233,7 @@ def low_rank_terms(
             for m in range(j):
                 acc = acc - C[i][m] * C[j][m]
             C[i][j] = sqrt(acc) if i == j else acc / C[j][j]
-    z = []
-    for i in range(q):
-        acc = h[i]
-        for m in range(i):
-            acc = acc - C[i][m] * z[m]
-        z.append(acc / C[i][i])
+    z = solve_lower(C, h)
     quad = sum(zi**2 for zi in z)
     logdet = 2.0 * sum(log(C[i][i]) for i in range(q))
     logp = -0.5 * (
@@ -265,12 +260,29 @@ def draw_effects(terms: MarginalTerms, sigma, eps: np.ndarray) -> list:
         zeta_0..zeta_{K-1} (patient-cycle effects z_ik) and zeta_K (patient effect z_i).
     """
     C = terms.chol
+    return solve_upper(C, [terms.z[i] + sigma * eps[i] for i in range(len(C))])
+
+
+def solve_lower(C: list, b: list) -> list:
+    """x with C x = b, C lower triangular as ``C[i][j]`` (j <= i), unrolled (NumPy or
+    PyTensor)."""
+    x = []
+    for i in range(len(C)):
+        acc = b[i]
+        for m in range(i):
+            acc = acc - C[i][m] * x[m]
+        x.append(acc / C[i][i])
+    return x
+
+
+def solve_upper(C: list, b: list) -> list:
+    """x with C' x = b, C lower triangular as ``C[i][j]`` (j <= i), unrolled (NumPy or
+    PyTensor)."""
     n = len(C)
-    rhs = [terms.z[i] + sigma * eps[i] for i in range(n)]
-    out = [None] * n
+    x = [None] * n
     for i in reversed(range(n)):
-        acc = rhs[i]
+        acc = b[i]
         for m in range(i + 1, n):
-            acc = acc - C[m][i] * out[m]
-        out[i] = acc / C[i][i]
-    return out
+            acc = acc - C[m][i] * x[m]
+        x[i] = acc / C[i][i]
+    return x

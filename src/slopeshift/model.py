@@ -17,7 +17,13 @@ from slopeshift.data import ALSFRS_DOMAINS, TrialData
 from slopeshift.design import build_design, design_weights, given_interval_shift
 from slopeshift.errors import _PACKAGE_DIR, DataWarning
 from slopeshift.marginal import draw_effects as marginal_draws
-from slopeshift.marginal import low_rank_terms, patient_moments, residual_products
+from slopeshift.marginal import (
+    low_rank_terms,
+    patient_moments,
+    residual_products,
+    solve_lower,
+    solve_upper,
+)
 from slopeshift.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
@@ -1107,13 +1113,7 @@ class SlopeShiftModel:
                 if v is not None:
                     acc = acc + last[:, j] * v
             w.append(acc)
-        C = terms.chol
-        x = []
-        for i in range(q):
-            acc = w[i]
-            for m in range(i):
-                acc = acc - C[i][m] * x[m]
-            x.append(acc / C[i][i])
+        x = solve_lower(terms.chol, w)
         mean = (fixed_slope * last).sum(axis=-1) + sum(x[i] * terms.z[i] for i in range(q))
         var = sigma**2 * sum(xi**2 for xi in x)
         return {"w": w, "x": x, "mean": mean, "var": var}
@@ -1137,17 +1137,10 @@ class SlopeShiftModel:
         mu_u = a + c * (t["mean"] - k["rate_ref"])
         sd_u = np.sqrt(1.0 + c**2 * t["var"])
         # zeta's own latent, and S w = sigma^2 C'^-1 x (Cov(zeta, b_last))
-        C = terms.chol
         b_last = (fixed * k["last_cycle"]).sum(axis=-1) + sum(t["w"][i] * zeta[i]
                                                                for i in range(q))
         u0 = a + c * (b_last - k["rate_ref"]) + rng.standard_normal(mu_u.shape)
-        sw = [None] * q
-        for i in reversed(range(q)):
-            acc = t["x"][i]
-            for m in range(i + 1, q):
-                acc = acc - C[m][i] * sw[m]
-            sw[i] = acc / C[i][i]
-        sw = [sigma**2 * v for v in sw]
+        sw = [sigma**2 * v for v in solve_upper(terms.chol, t["x"])]
         # U from N(mu_u, sd_u) truncated to U > 0 (s = +1) or U < 0 (s = -1), drawn on the
         # side away from the bulk for accuracy in the tails
         alpha = -s * mu_u / sd_u  # the bound on s * Z, Z standard normal
