@@ -65,6 +65,8 @@ MODELS = {"default": {}, "old": {"drift": False, "enrolment": None, "floors": "i
           # the selection model of informative dropout (dropout="selection")
           "selection": {"dropout": "selection"}}
 DEFAULT_MODELS = ["default", "old"]
+# the models fitted to two-arm trials (the others are single-arm analyses)
+TWO_ARM_MODELS = ("default", "selection")
 MAX_CYCLES = 4
 ARMS = ("single", "two-arm")
 
@@ -129,7 +131,7 @@ def run_task(task: dict) -> list[dict]:
         cp = cls.patients[cls.patients["group"] == "treated"]
         classical = int(cp["responder"].fillna(False).astype(bool).sum())
         models = [m for m in task.get("models", DEFAULT_MODELS)
-                  if arms == "single" or m == "default"]
+                  if arms == "single" or m in TWO_ARM_MODELS]
         for model in models:
             row = {"scenario": task["scenario"], "size": task["size"], "trial": task["trial"],
                    "arms": arms, "model": model, "classical_declared": classical,
@@ -214,7 +216,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/natural_history.csv")
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS),
-                    help="models to fit (two-arm trials: default only)")
+                    help="models to fit (two-arm trials: default and selection only)")
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
                     help="designs to simulate and fit (a trial already in --out is skipped "
                          "whatever its designs)")
