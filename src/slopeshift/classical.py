@@ -36,6 +36,7 @@ __all__ = [
     "ClassicalResult",
     "classical_analysis",
     "classical_slopes",
+    "followed_for_less",
     "followup_summary",
     "followup_table",
     "side_by_side",
@@ -410,6 +411,31 @@ FOLLOWUP_NOTE = (
 _EARLY = 0.8
 
 
+def followed_for_less(data: TrialData) -> pd.DataFrame:
+    """Each injected patient's follow-up and whether it was cut short, by arm.
+
+    Parameters
+    ----------
+    data : TrialData
+        Validated trial data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by patient, the injected patients of the treated and control arms (never
+        injected and external patients are left out): ``group``, ``followup`` (months from
+        the first injection to the last visit) and ``for_less`` (followed for less than 80%
+        of the 90th percentile of the arm's follow-up).
+    """
+    group = _group(data)
+    injected = data.injections["patient"].unique()
+    group = group[group.index.isin(injected) & group.isin(["treated", "control"])]
+    last = data.visits.groupby("patient")["month"].max()
+    followup = last.reindex(group.index).clip(lower=0.0).astype(float)
+    limit = followup.groupby(group).transform(lambda f: _EARLY * float(np.percentile(f, 90)))
+    return pd.DataFrame({"group": group, "followup": followup, "for_less": followup < limit})
+
+
 def followup_table(data: TrialData, *, min_visits: int = 2) -> pd.DataFrame:
     """Who was followed for less in each arm, and how fast they declined beside the others.
 
@@ -440,16 +466,14 @@ def followup_table(data: TrialData, *, min_visits: int = 2) -> pd.DataFrame:
         post-injection slope). ``attrs["note"]`` holds :data:`FOLLOWUP_NOTE`.
     """
     slopes = classical_slopes(data, min_visits=min_visits)
-    group = _group(data)
-    pts = _patient_rows(slopes, group).set_index("patient")
-    last = data.visits.groupby("patient")["month"].max()
+    pts = _patient_rows(slopes, _group(data)).set_index("patient")
+    who = followed_for_less(data)
     rows = []
     for name in ("treated", "control"):
-        ids = [p for p in pts.index if pts.at[p, "group"] == name]
-        if not ids:
+        arm = who[who["group"] == name]
+        if not len(arm):
             continue
-        f = last.reindex(ids).clip(lower=0.0).astype(float)
-        early = f < _EARLY * float(np.percentile(f, 90))
+        f, early = arm["followup"], arm["for_less"].to_numpy()
         for label, members in (("to the end", f.index[~early]), ("for less", f.index[early])):
             if not len(members):
                 continue

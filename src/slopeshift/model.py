@@ -418,27 +418,19 @@ class SlopeShiftModel:
 
     def _dropout_constants(self, has: np.ndarray) -> dict:
         """Each patient's last cycle (one-hot, patient x cycle) and whether the patient was
-        followed for less (+1) or to the end (-1) in their arm (0: no cycle)."""
-        from slopeshift.classical import _EARLY, _group
+        followed for less (+1) or to the end (-1) in their arm (0: no cycle), by
+        :func:`slopeshift.classical.followed_for_less`."""
+        from slopeshift.classical import followed_for_less
 
-        d = self.design
-        month = d["month"].values
-        p_idx = d["patient_index"].values
-        last = np.full(d.sizes["patient"], -np.inf)
-        np.maximum.at(last, p_idx, month)
-        f = np.maximum(last, 0.0)
         n_k = has.shape[1]
-        last_k = np.zeros(has.shape)
-        sign = np.zeros(d.sizes["patient"])
         any_c = has.any(axis=1)
-        idx = np.where(any_c, n_k - 1 - np.argmax(has[:, ::-1], axis=1), 0)
+        last_k = np.zeros(has.shape)
+        idx = n_k - 1 - np.argmax(has[:, ::-1], axis=1)
         last_k[np.flatnonzero(any_c), idx[any_c]] = 1.0
-        grp = _group(self.data).reindex(d["patient"].values).to_numpy()
-        for g in np.unique(grp[any_c]):
-            sel = any_c & (grp == g)
-            early = f[sel] < _EARLY * np.percentile(f[sel], 90)
-            sign[np.flatnonzero(sel)] = np.where(early, 1.0, -1.0)
-        return {"last_cycle": last_k, "dropout_sign": sign}
+        less = followed_for_less(self.data)["for_less"].to_dict()
+        sign = np.array([0.0 if p not in less else (1.0 if less[p] else -1.0)
+                         for p in self.design["patient"].values])
+        return {"last_cycle": last_k, "dropout_sign": np.where(any_c, sign, 0.0)}
 
     #: constants that steer how the graph is built (Python-level decisions); every other
     #: constant enters the graph as data (see :meth:`_graph_constants`)
