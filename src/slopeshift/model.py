@@ -198,7 +198,7 @@ class SlopeShiftModel:
         Patients who leave. ``"ignore"``: their missing visits are missing at random.
         ``"selection"``: a shared-parameter selection model of informative dropout. A patient
         followed for less than 80% of the arm's longest follow-up (its 90th percentile; months
-        after the first injection, :func:`slopeshift.classical.followup_table`) left with
+        after the first injection, :func:`slopeshift.classical.followed_for_less`) left with
         probability Phi(``dropout_intercept`` + ``dropout_slope`` (b_i - b_ref)), b_i the
         patient's slope in their last cycle (units/month) and b_ref the median run-in slope;
         b_i is integrated out exactly over its conditional posterior given the scores.
@@ -400,7 +400,9 @@ class SlopeShiftModel:
             "g_bar": float(g_mean[cell.any(axis=0)].mean()) if cell.any() else 0.0,
             "shear_w": cell.any(axis=0) / max(int(cell.any(axis=0).sum()), 1),
             "n_eff": float(cell.sum()),
-            **self._dropout_constants(has),
+            # only the selection model of dropout reads them
+            **(self._dropout_constants(has) if self.config.get("dropout") == "selection"
+               else {}),
         } | self._enrolment_constants()
         self._consts["beta_centring"] = self._beta_centring()
         slope, var, ok = self._period_slopes()
@@ -1149,7 +1151,7 @@ class SlopeShiftModel:
         """The selection model of dropout (``dropout="selection"``).
 
         A patient is followed for less (s_i = +1) or to the end (s_i = -1) in their arm
-        (:func:`slopeshift.classical.followup_table`'s rule). P(s_i = +1 | b_i) =
+        (:func:`slopeshift.classical.followed_for_less`). P(s_i = +1 | b_i) =
         Phi(a + c (b_i - b_ref)), b_i the patient's slope in their last cycle (natural rate,
         slowing, drift and the patient's deviations) and b_ref the median run-in slope. Given
         the scores, b_i is Normal with mean m_i and variance v_i (the exact conditional
