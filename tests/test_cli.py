@@ -206,6 +206,8 @@ def test_every_model_and_sampler_option_is_passed_on(monkeypatch):
         "censored": True, "effects": "latent", "drift": False, "enrolment": -0.5,
         "floors": "include", "planned_interval": 3.5, "flat_runin": "include",
         "slowing": "common", "interval_effect": False,
+        # --dropout auto (the default) cannot model dropout with latent effects
+        "dropout": "ignore", "dropout_auto": True,
     }
     assert seen["fit"] == {"draws": 150, "tune": 120, "chains": 3, "random_seed": 7,
                            "sampler": "nutpie", "cores": 1, "target_accept": 0.95,
@@ -213,6 +215,14 @@ def test_every_model_and_sampler_option_is_passed_on(monkeypatch):
     with pytest.raises(_Stop):
         main(["demo", "--enrolment", "none", "--quiet"])
     assert seen["model"].config["enrolment"] is None and seen["model"].config["drift"]
+    with pytest.raises(_Stop):  # the bundled single-arm trial: auto chooses selection
+        main(["demo", "--quiet"])
+    assert seen["model"].config["dropout"] == "selection"
+    assert seen["model"].config["dropout_auto"]
+    with pytest.raises(_Stop):
+        main(["demo", "--dropout", "ignore", "--quiet"])
+    assert seen["model"].config["dropout"] == "ignore"
+    assert "dropout_auto" not in seen["model"].config
 
 
 def test_unknown_or_malformed_prior_names_the_option_and_key(tmp_path, capsys):

@@ -10,7 +10,7 @@ from scipy.special import log_ndtr, ndtr
 from scipy.stats import norm
 
 from slopeshift import SlopeShiftModel, simulate_realistic_trial
-from slopeshift.classical import followup_table
+from slopeshift.classical import followed_for_less, followup_table
 from slopeshift.marginal import draw_effects as marginal_draws
 
 
@@ -28,15 +28,44 @@ def model(trial):
     return SlopeShiftModel(trial, dropout="selection")
 
 
-def test_option_is_checked_and_stored_only_when_on(trial):
-    assert "dropout" not in SlopeShiftModel(trial).config
+def test_option_is_checked_and_stored(trial):
     m = SlopeShiftModel(trial, dropout="selection")
-    assert m.config["dropout"] == "selection"
+    assert m.config["dropout"] == "selection" and "dropout_auto" not in m.config
     assert {"dropout_intercept", "dropout_slope"} <= set(m.priors)
-    with pytest.raises(ValueError, match="dropout must be 'ignore' or 'selection'"):
+    ignored = SlopeShiftModel(trial, dropout="ignore")
+    assert ignored.config["dropout"] == "ignore"
+    assert not set(ignored.priors) & {"dropout_intercept", "dropout_slope"}
+    assert "last_cycle" not in ignored._constants()
+    with pytest.raises(ValueError, match="dropout must be 'auto', 'selection' or 'ignore'"):
         SlopeShiftModel(trial, dropout="mnar")
     with pytest.raises(ValueError, match="needs the marginal model"):
         SlopeShiftModel(trial, dropout="selection", likelihood="student_t")
+
+
+def test_auto_models_dropout_only_in_single_arm_trials_where_someone_left(trial):
+    """dropout="auto" (the default): selection for a single-arm marginal model with patients
+    followed for less; ignore with controls, with nobody followed for less, with latent
+    effects; a dropout prior it cannot use is an error, not silently dropped."""
+    auto = SlopeShiftModel(trial)
+    assert auto.config["dropout"] == "selection" and auto.config["dropout_auto"]
+    assert {"dropout_intercept", "dropout_slope"} <= set(auto.priors)
+    # the same graph as asking for it: one compiled structure
+    assert auto._constants()["dropout_sign"].tolist() == \
+        SlopeShiftModel(trial, dropout="selection")._constants()["dropout_sign"].tolist()
+    latent = SlopeShiftModel(trial, likelihood="student_t")
+    assert latent.config["dropout"] == "ignore" and latent.config["dropout_auto"]
+    with pytest.raises(ValueError, match=r"dropout='auto' did not choose.*dropout='selection'"):
+        SlopeShiftModel(trial, likelihood="student_t",
+                        priors={"dropout_slope": {"dist": "Normal", "mu": 0, "sigma": 1}})
+    two_arm, _ = simulate_realistic_trial(12, n_controls=12, effect=0.0, effect_sd=0.0,
+                                          gaps=(3.0,), dropout=0.05, random_seed=3)
+    assert followed_for_less(two_arm)["for_less"].any()
+    assert SlopeShiftModel(two_arm).config["dropout"] == "ignore"
+    assert SlopeShiftModel(two_arm, dropout="selection").config["dropout"] == "selection"
+    stayed, _ = simulate_realistic_trial(12, effect=0.0, effect_sd=0.0, gaps=(3.0,),
+                                         dropout=False, random_seed=4)
+    assert not followed_for_less(stayed)["for_less"].any()
+    assert SlopeShiftModel(stayed).config["dropout"] == "ignore"
 
 
 def test_followed_for_less_and_last_cycle_follow_the_followup_table(trial, model):
@@ -120,3 +149,23 @@ def test_fit_report_and_refit_carry_the_selection_model(trial, tmp_path):
     assert "Dropout was modelled as possibly informative" in text
     assert "this fit models that (dropout=&#x27;selection&#x27;)" in text or \
         "this fit models that (dropout='selection')" in text
+
+
+def test_refit_chooses_again_under_auto_and_keeps_older_configs_as_fitted(trial):
+    """A refit of an automatic choice chooses again for the new options (inherited dropout
+    priors are kept only where the new model uses them); a config saved before "auto"
+    (no key) refits with dropout ignored, as it was fitted."""
+    from types import SimpleNamespace
+
+    from slopeshift.sensitivity import refit_model
+
+    auto = SlopeShiftModel(trial)
+    fit = SimpleNamespace(config=auto.to_config(), data=trial)
+    again = refit_model(fit)
+    assert again.config["dropout"] == "selection" and again.config["dropout_auto"]
+    latent = refit_model(fit, likelihood="student_t")
+    assert latent.config["dropout"] == "ignore"
+    assert "dropout_slope" not in latent.priors
+    old = {k: v for k, v in SlopeShiftModel(trial, dropout="ignore").to_config().items()
+           if k != "dropout"}
+    assert refit_model(SimpleNamespace(config=old, data=trial)).config["dropout"] == "ignore"

@@ -3,7 +3,8 @@
 The reference is written independently of :mod:`slopeshift.marginal`: every patient's scores are
 a dense multivariate normal whose covariance holds the slowing effects (u_i, e_ik) and the
 natural drift of each period (run-in and cycles), and the conditional draws are checked against
-plain Gaussian conditioning of all those effects together.
+plain Gaussian conditioning of all those effects together. The models ignore dropout (its
+selection model adds a term of its own, checked in ``test_dropout.py``).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _posterior(model, p, n_draws=1):
                                      {"jump": True},
                                      {"jump": True, "drift": False}])
 def test_marginal_density_equals_dense_multivariate_normal(trial, options):
-    model = SlopeShiftModel(trial, **options)
+    model = SlopeShiftModel(trial, dropout="ignore", **options)
     pm_model = model.pymc_model
     p = _point(model, np.random.default_rng(1))
     point = pm_model.initial_point()
@@ -158,7 +159,7 @@ def test_marginal_density_equals_dense_multivariate_normal(trial, options):
 
 @pytest.mark.parametrize("drift", [True, False])
 def test_conditional_draws_match_gaussian_conditioning(trial, drift):
-    model = SlopeShiftModel(trial, drift=drift)
+    model = SlopeShiftModel(trial, dropout="ignore", drift=drift)
     k = model._constants()
     p = _point(model, np.random.default_rng(2))
     n_draws = 20000
@@ -194,7 +195,7 @@ def test_conditional_draws_match_gaussian_conditioning(trial, drift):
 
 
 def test_conditional_jump_draws_match_gaussian_conditioning(trial):
-    model = SlopeShiftModel(trial, jump=True)
+    model = SlopeShiftModel(trial, dropout="ignore", jump=True)
     k = model._constants()
     p = _point(model, np.random.default_rng(4))
     n_draws = 20000
@@ -228,7 +229,8 @@ def test_conditional_coordinates_leave_the_posterior_unchanged(trial, options):
     the sampler's coordinates only: at the same parameters and rates, the density less its
     Jacobian sum(log s_i) equals the partly centred model's less its own, sum((1 - lam_i)
     log sd_beta), and the Jacobian is the z -> beta derivative read off the graph."""
-    cond, part = SlopeShiftModel(trial, **options), _PartlyCentred(trial, **options)
+    cond = SlopeShiftModel(trial, dropout="ignore", **options)
+    part = _PartlyCentred(trial, dropout="ignore", **options)
     assert "beta_pre_z" in cond.pymc_model.named_vars
     assert "beta_pre_pc" in part.pymc_model.named_vars
     lam = part._constants()["beta_centring"]
@@ -272,7 +274,7 @@ def test_ratio_shear_jacobian_is_the_derivative_of_the_cycle_means(trial, slowin
     """Ratio form with drift: rho_k = 1 - (1 - s_k) exp(-(natural change) / b_k) of the sampled
     s_k; the density adds log |d rho_k / d s_k|, checked against a finite difference of the
     graph's own rho_k, so the posterior of rho_k is the model's."""
-    model = SlopeShiftModel(trial, slowing=slowing)
+    model = SlopeShiftModel(trial, dropout="ignore", slowing=slowing)
     pmm = model.pymc_model
     name = ("rho_cycle_at_mean_interval" if slowing == "per_cycle"
             else "rho_cycle_common_at_mean_interval")
@@ -305,7 +307,7 @@ def test_ratio_shear_keeps_the_treated_mean_slope(trial):
     """At a fixed sampled coordinate and no natural change, the treated patients' mean slope
     in a cycle, n_k (1 - rho_k) with n_k = b_k + natural_cycle_k, does not move to first order
     when the natural change does (the linear shear it replaced moved it by -rho_k per unit)."""
-    model = SlopeShiftModel(trial)
+    model = SlopeShiftModel(trial, dropout="ignore")
     pmm = model.pymc_model
     fn = pmm.compile_fn(pmm.replace_rvs_by_values([pmm["rho_cycle"]])[0],
                         inputs=pmm.value_vars, on_unused_input="ignore")

@@ -291,7 +291,8 @@ def _read_priors(path: Path, parameterization: str = "ratio",
     domains : bool, default False
         The four-domain model (its priors' names are valid instead of the total's).
     dropout : bool, default False
-        The selection model of dropout (``dropout_intercept`` and ``dropout_slope`` valid).
+        The selection model of dropout, or ``--dropout auto``, which may choose it
+        (``dropout_intercept`` and ``dropout_slope`` valid).
 
     Returns
     -------
@@ -378,12 +379,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "rate by the items left above 0, exclude also keeps cycles with a "
                         "domain at its floor out of slowing and responder counts, include does "
                         "neither (default: %(default)s)")
-    g.add_argument("--dropout", default="ignore", choices=["ignore", "selection"],
+    g.add_argument("--dropout", default="auto", choices=["auto", "selection", "ignore"],
                    help="patients who leave: ignore treats their missing visits as missing at "
                         "random; selection models that those followed for less may have left "
                         "because they declined fast (a probit on the last cycle's slope, "
                         "integrated exactly), which otherwise makes later cycles of a "
-                        "single-arm trial look slowed (default: %(default)s)")
+                        "single-arm trial look slowed; auto chooses selection for single-arm "
+                        "trials in which someone was followed for less (default: %(default)s)")
     g.add_argument("--domains", action="store_true",
                    help="experimental: model the four ALSFRS-R domains, each censored at 0, "
                         "instead of the total (needs the 12 items; minutes, not seconds: the "
@@ -609,7 +611,7 @@ def _run(args: argparse.Namespace) -> None:
     # a bad priors file fails before the data are read
     priors = (None if args.priors is None
               else _read_priors(args.priors, args.parameterization, args.drift,
-                                args.domains, args.dropout == "selection"))
+                                args.domains, args.dropout != "ignore"))
     if args.command == "demo":
         print("Bundled example: a SIMULATED trial shaped like NCT04821479 (no real patient).")
         data = example_trial()

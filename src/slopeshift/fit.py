@@ -661,6 +661,8 @@ class FitResult:
         if _config_hash(config) != attrs["slopeshift_config_hash"]:
             raise ValueError(f"{path}: the stored configuration does not match its hash; "
                              "the file was altered or damaged.")
+        # fits saved before dropout="auto" stored the option only when it was "selection"
+        config.setdefault("dropout", "ignore")
         if model is not None and _config_hash(model.to_config()) != _config_hash(config):
             diff = sorted(k for k in set(config) | set(model.to_config())
                           if config.get(k) != model.to_config().get(k))

@@ -24,7 +24,7 @@ from slopeshift.marginal import (
     solve_lower,
     solve_upper,
 )
-from slopeshift.priors import Prior, resolve_priors
+from slopeshift.priors import DROPOUT_KEYS, Prior, resolve_priors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,7 +194,7 @@ class SlopeShiftModel:
         censoring), so fitting takes minutes, not seconds. ``jump`` is not available with it;
         ``floors="exclude"`` still keeps cycles in which a whole domain sat at its lasting floor out
         of responder counts.
-    dropout : {"ignore", "selection"}, default "ignore"
+    dropout : {"auto", "selection", "ignore"}, default "auto"
         Patients who leave. ``"ignore"``: their missing visits are missing at random.
         ``"selection"``: a shared-parameter selection model of informative dropout. A patient
         followed for less than 80% of the arm's longest follow-up (its 90th percentile; months
@@ -204,6 +204,12 @@ class SlopeShiftModel:
         b_i is integrated out exactly over its conditional posterior given the scores.
         Without it, fast decliners who leave make the later cycles of a single-arm trial look
         slowed (docs "Natural history"). Needs the marginal model.
+        ``"auto"``: ``"selection"`` in a single-arm analysis (no injected patient outside the
+        treated arm: no sham-injected controls, no external cohort with sham times) of the
+        marginal model in which some injected patient was followed for less; ``"ignore"``
+        otherwise (with controls the comparison measures dropout's effect in both arms; with
+        nobody followed for less there is nothing to model). ``config["dropout"]`` holds the
+        choice made and ``config["dropout_auto"]`` says it was automatic.
     """
 
     def __init__(
@@ -227,7 +233,7 @@ class SlopeShiftModel:
         slowing: str = "per_cycle",
         interval_effect: bool = True,
         domains: bool = False,
-        dropout: str = "ignore",
+        dropout: str = "auto",
     ):
         if not isinstance(data, TrialData):
             raise TypeError("data must be a TrialData (use TrialData.from_frames or from_csv).")
@@ -269,16 +275,28 @@ class SlopeShiftModel:
         }
         if domains:  # stored only when on, so that configs of total models stay as they were
             self.config["domains"] = True
-        if dropout not in ("ignore", "selection"):
-            raise ValueError(f"dropout must be 'ignore' or 'selection', not {dropout!r}.")
-        if dropout == "selection":  # stored only when on (configs of other models unchanged)
-            if self.config["effects"] != "marginal" or domains:
+        if dropout not in ("auto", "ignore", "selection"):
+            raise ValueError(
+                f"dropout must be 'auto', 'selection' or 'ignore', not {dropout!r}.")
+        marginal = self.config["effects"] == "marginal" and not domains
+        if dropout == "selection" and not marginal:
+            raise ValueError(
+                "dropout='selection' integrates each patient's last-cycle slope over its "
+                "exact conditional posterior: it needs the marginal model (Normal "
+                "likelihood, no censoring, totals; not domains=True or "
+                "effects='latent').")
+        if dropout == "auto":
+            dropout = _auto_dropout(data, marginal)
+            self.config["dropout_auto"] = True
+            given = sorted(set(priors or {}) & set(DROPOUT_KEYS))
+            if given and dropout == "ignore":
                 raise ValueError(
-                    "dropout='selection' integrates each patient's last-cycle slope over its "
-                    "exact conditional posterior: it needs the marginal model (Normal "
-                    "likelihood, no censoring, totals; not domains=True or "
-                    "effects='latent').")
-            self.config["dropout"] = "selection"
+                    f"prior(s) {given} belong to the selection model of dropout, which "
+                    "dropout='auto' did not choose for these data and options (it models "
+                    "dropout only in single-arm analyses of the marginal model in which some "
+                    "injected patient was followed for less); pass dropout='selection' to "
+                    "use them.")
+        self.config["dropout"] = dropout
         if slowing not in _SLOWINGS:
             raise ValueError(f"slowing must be one of {_SLOWINGS}, not {slowing!r}.")
         if floors not in ("exclude", "adjust", "include"):
@@ -1709,6 +1727,20 @@ def _check_enrolment(enrolment: float | str | None) -> float | str | None:
             f"patients were enrolled, in outcome units/month (e.g. -0.5); got {enrolment!r}."
         )
     return float(enrolment)
+
+
+def _auto_dropout(data: TrialData, marginal: bool) -> str:
+    """What ``dropout="auto"`` chooses: ``"selection"`` for the marginal model (``marginal``)
+    of a single-arm analysis (no injected patient outside the treated arm) in which some
+    injected patient was followed for less (:func:`slopeshift.classical.followed_for_less`),
+    else ``"ignore"``."""
+    from slopeshift.classical import followed_for_less
+
+    pts = data.patients
+    if not marginal or ("arm" in pts and (pts["treated"] & (pts["arm"] != "treated")).any()):
+        return "ignore"
+    less = followed_for_less(data)
+    return "selection" if len(less) and less["for_less"].any() else "ignore"
 
 
 def _choose_effects(effects: str | None, likelihood: str, censored: bool, jump: bool) -> str:

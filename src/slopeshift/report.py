@@ -237,7 +237,17 @@ def methods_paragraph(fit: FitResult, threshold: float = 0.25) -> str:
                  "the arm's longest follow-up was a probit in the patient's slope in their "
                  "last cycle, integrated exactly over that slope's conditional posterior, so "
                  "that patients who left because they declined fast did not make the "
-                 "remaining patients' cycles look slowed.")
+                 "remaining patients' cycles look slowed"
+                 + (" (chosen automatically: a single-arm analysis in which some patients "
+                    "were followed for less)." if cfg.get("dropout_auto") else "."))
+    elif cfg.get("dropout_auto") and cfg.get("dropout") == "ignore":
+        s.append("Missing visits were taken as missing at random (dropout was not modelled: "
+                 + ("the comparison with controls, who leave alike, measures its effect)."
+                    if _has_controls(fit) else
+                    "this model's effects are not integrated out exactly, which the "
+                    "selection model of dropout needs)."
+                    if cfg.get("effects") != "marginal" or cfg.get("domains") else
+                    "no patient was followed for less)."))
     resid = ("Student-t residuals (robust to outlying scores)"
              if cfg.get("likelihood") == "student_t" else "normal residuals")
     if cfg.get("domains"):

@@ -96,13 +96,16 @@ def alternative_options(config: dict, name: str) -> dict[str, Any]:
 
 def refit_model(fit: FitResult, **changes: Any) -> SlopeShiftModel:
     """The model of ``fit`` with some options changed (not sampled); see :func:`refit`."""
-    from slopeshift.model import SlopeShiftModel
+    from slopeshift.model import SlopeShiftModel, _auto_dropout, _choose_effects
 
     cfg = fit.config
     # every option of SlopeShiftModel stored in the config (all but the data and the priors)
     names = [n for n in inspect.signature(SlopeShiftModel).parameters if n not in ("data",
                                                                                   "priors")]
     options = {k: cfg[k] for k in names if k in cfg}
+    # dropout chosen automatically is chosen again for the new options (and the same data);
+    # configs saved before dropout="auto" stored it only when it was "selection"
+    options["dropout"] = "auto" if cfg.get("dropout_auto") else cfg.get("dropout", "ignore")
     new_priors = dict(changes.pop("priors", {}))
     options |= changes
     if "effects" not in changes:
@@ -113,10 +116,17 @@ def refit_model(fit: FitResult, **changes: Any) -> SlopeShiftModel:
         # defaults (informative for the screened population, or wide): take the new ones
         for key in ("mu_beta", "sd_beta"):
             inherited.pop(key, None)
+    dropout = options["dropout"]
+    if dropout == "auto":  # the choice the new model will make
+        effects = _choose_effects(options.get("effects"), options.get("likelihood", "normal"),
+                                  bool(options.get("censored")) or bool(options.get("domains")),
+                                  bool(options.get("jump")))
+        dropout = _auto_dropout(fit.data, effects == "marginal"
+                                and not options.get("domains"))
     valid = set(required_keys(options.get("parameterization", "ratio"),
                               bool(options.get("drift", True)),
                               bool(options.get("domains", False)),
-                              options.get("dropout") == "selection"))
+                              dropout == "selection"))
     priors = {k: Prior.from_value(v) for k, v in inherited.items() if k in valid}
     priors |= {k: Prior.from_value(v) for k, v in new_priors.items()}
     return SlopeShiftModel(fit.data, **options, priors=priors)

@@ -808,8 +808,10 @@ def calibrate(data: TrialData, n_trials: int, out_dir: str | Path, *, threshold:
     seed : int, default 0
     model_options : mapping, optional
         Options of :class:`~slopeshift.model.SlopeShiftModel`; ``enrolment=None``,
-        ``floors="include"`` and ``jump=False`` are imposed (the simulation neither selects
-        patients nor has floors or jumps).
+        ``floors="include"``, ``jump=False`` and ``dropout="ignore"`` are imposed (the
+        simulation neither selects patients nor has floors or jumps, and it keeps the
+        template's visits, so who was followed for less does not depend on the simulated
+        slopes).
     fit_options : mapping, optional
         Options of ``fit()`` (default 4 chains x 1000 draws).
     **run_options
@@ -831,7 +833,8 @@ def calibrate(data: TrialData, n_trials: int, out_dir: str | Path, *, threshold:
     template = out / "template.pkl"
     with open(template, "wb") as fh:
         pickle.dump(data, fh)
-    model = dict(model_options or {}) | {"enrolment": None, "floors": "include", "jump": False}
+    model = dict(model_options or {}) | {"enrolment": None, "floors": "include", "jump": False,
+                                         "dropout": "ignore"}
     spec = {"template": str(template), "threshold": float(threshold), "n_ranks": int(n_ranks),
             "model": model, "fit": dict(fit_options or {})}
     records = run_study(_calibration_task, [dict(spec, trial=i) for i in range(n_trials)],
