@@ -21,10 +21,10 @@ demo: $(STAMP)
 	@$(BIN)/slopeshift demo
 
 test: $(STAMP)
-	@$(BIN)/python -m pytest -q -p no:cacheprovider
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	@$(BIN)/python -m pytest -q -m "not slow"
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	@$(BIN)/ruff check src tests benchmarks tools examples

@@ -234,6 +234,15 @@ def test_conditional_coordinates_leave_the_posterior_unchanged(trial, options):
     assert "beta_pre_z" in cond.pymc_model.named_vars
     assert "beta_pre_pc" in part.pymc_model.named_vars
     lam = part._constants()["beta_centring"]
+    pmc = cond.pymc_model
+    jac = next(v for v in pmc.potentials if v.name == "beta_pre_jacobian")
+    # compiled once (each compile of these graphs takes seconds), evaluated at three points
+    jac_fn = pmc.compile_fn(pmc.replace_rvs_by_values([jac])[0], inputs=pmc.value_vars,
+                            on_unused_input="ignore")
+    beta_fn = pmc.compile_fn(pmc.replace_rvs_by_values([pmc["beta_pre"]])[0],
+                             inputs=pmc.value_vars, on_unused_input="ignore")
+    logp_cond = pmc.compile_logp()
+    logp_part = part.pymc_model.compile_logp()
     rng = np.random.default_rng(4)
     for _ in range(3):
         p = _point(cond, rng)
@@ -252,19 +261,12 @@ def test_conditional_coordinates_leave_the_posterior_unchanged(trial, options):
         a = set_rates(cond, dict(point), p["beta_pre"])
         b = set_rates(part, dict(point), p["beta_pre"])
         sd_beta = float(np.exp(point["sd_beta_log__"]))
-        jac = next(v for v in cond.pymc_model.potentials if v.name == "beta_pre_jacobian")
-        jac_fn = cond.pymc_model.compile_fn(
-            cond.pymc_model.replace_rvs_by_values([jac])[0],
-            inputs=cond.pymc_model.value_vars, on_unused_input="ignore")
-        beta_fn = cond.pymc_model.compile_fn(
-            cond.pymc_model.replace_rvs_by_values([cond.pymc_model["beta_pre"]])[0],
-            inputs=cond.pymc_model.value_vars, on_unused_input="ignore")
         s = beta_fn(a | {"beta_pre_z": a["beta_pre_z"] + 1.0}) - beta_fn(a)
         assert (s > 0).all()
         assert float(jac_fn(a)) == pytest.approx(np.log(s).sum(), rel=1e-10)
         np.testing.assert_allclose(beta_fn(a), p["beta_pre"], rtol=1e-10)
-        logp_a = float(cond.pymc_model.compile_logp()(a)) - float(jac_fn(a))
-        logp_b = (float(part.pymc_model.compile_logp()(b))
+        logp_a = float(logp_cond(a)) - float(jac_fn(a))
+        logp_b = (float(logp_part(b))
                   - float(((1.0 - lam) * np.log(sd_beta)).sum()))
         assert logp_a == pytest.approx(logp_b, abs=1e-8)
 
