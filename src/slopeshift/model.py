@@ -278,7 +278,7 @@ class SlopeShiftModel:
         if dropout not in ("auto", "ignore", "selection"):
             raise ValueError(
                 f"dropout must be 'auto', 'selection' or 'ignore', not {dropout!r}.")
-        marginal = self.config["effects"] == "marginal" and not domains
+        marginal = _is_marginal(self.config["effects"], bool(domains))
         if dropout == "selection" and not marginal:
             raise ValueError(
                 "dropout='selection' integrates each patient's last-cycle slope over its "
@@ -1756,6 +1756,12 @@ def _choose_effects(effects: str | None, likelihood: str, censored: bool, jump: 
             "use effects='latent' (the default for these options)."
         )
     return effects
+
+
+def _is_marginal(effects: str, domains: bool) -> bool:
+    """Whether a model with these chosen ``effects`` (see :func:`_choose_effects`) integrates
+    each patient's slopes out exactly: what ``dropout="selection"`` needs (totals only)."""
+    return effects == "marginal" and not domains
 
 
 def _prior_median(prior: Prior) -> float:

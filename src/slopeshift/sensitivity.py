@@ -96,7 +96,7 @@ def alternative_options(config: dict, name: str) -> dict[str, Any]:
 
 def refit_model(fit: FitResult, **changes: Any) -> SlopeShiftModel:
     """The model of ``fit`` with some options changed (not sampled); see :func:`refit`."""
-    from slopeshift.model import SlopeShiftModel, _auto_dropout, _choose_effects
+    from slopeshift.model import SlopeShiftModel, _auto_dropout, _choose_effects, _is_marginal
 
     cfg = fit.config
     # every option of SlopeShiftModel stored in the config (all but the data and the priors)
@@ -121,8 +121,7 @@ def refit_model(fit: FitResult, **changes: Any) -> SlopeShiftModel:
         effects = _choose_effects(options.get("effects"), options.get("likelihood", "normal"),
                                   bool(options.get("censored")) or bool(options.get("domains")),
                                   bool(options.get("jump")))
-        dropout = _auto_dropout(fit.data, effects == "marginal"
-                                and not options.get("domains"))
+        dropout = _auto_dropout(fit.data, _is_marginal(effects, bool(options.get("domains"))))
     valid = set(required_keys(options.get("parameterization", "ratio"),
                               bool(options.get("drift", True)),
                               bool(options.get("domains", False)),
