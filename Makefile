@@ -20,11 +20,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@$(BIN)/slopeshift demo
 
+# two workers: the suite is mostly PyTensor rewriting gradient graphs, on one core each
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
 test: $(STAMP)
-	@$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	@$(PYTEST)
 
 test-fast: $(STAMP)
-	@$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not slow"
+	@$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	@$(BIN)/ruff check src tests benchmarks tools examples

@@ -243,10 +243,10 @@ def test_conditional_coordinates_leave_the_posterior_unchanged(trial, options):
                              inputs=pmc.value_vars, on_unused_input="ignore")
     logp_cond = pmc.compile_logp()
     logp_part = part.pymc_model.compile_logp()
+    base = pmc.initial_point()
     rng = np.random.default_rng(4)
     for _ in range(3):
         p = _point(cond, rng)
-        base = cond.pymc_model.initial_point()
         point = {k: v for k, v in base.items() if k != "beta_pre_z"}
         point.update({k: v for k, v in p.items() if k in point})
         point["sigma_log__"] = np.log(p["sigma"])
